@@ -1,0 +1,51 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// AVX2 + FMA so SIMD code compiles to vector FMAs (see README "Performance").
+let optimized: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-march=x86-64-v3"]),
+    .swiftLanguageMode(.v5),
+]
+let optimizedC: [CSetting] = [.unsafeFlags(["-march=x86-64-v3", "-O3"])]
+
+let package = Package(
+    name: "UniLIP",
+    products: [
+        .library(name: "UniLIPCore", targets: ["UniLIPCore"]),
+        .library(name: "UniLIPNN", targets: ["UniLIPNN"]),
+        .library(name: "UniLIPIO", targets: ["UniLIPIO"]),
+        .executable(name: "unilip", targets: ["unilip"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+        .target(name: "UniLIPCore", dependencies: ["CBLAS"], swiftSettings: optimized),
+        .target(name: "UniLIPNN", dependencies: ["UniLIPCore"], swiftSettings: optimized),
+        .target(name: "UniLIPIO", dependencies: ["UniLIPCore", "UniLIPNN", "CPNG", "CTurboJPEG"],
+                swiftSettings: optimized),
+        .executableTarget(
+            name: "unilip",
+            dependencies: [
+                "UniLIPCore", "UniLIPNN", "UniLIPIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: optimized),
+        .target(name: "UniLIPTestSupport", dependencies: ["UniLIPCore"], path: "Tests/Support",
+                swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "UniLIPCoreTests", dependencies: ["UniLIPCore", "UniLIPTestSupport"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "UniLIPNNTests", dependencies: ["UniLIPCore", "UniLIPNN", "UniLIPTestSupport"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "UniLIPIOTests", dependencies: ["UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPTestSupport"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+    ]
+)

@@ -1,0 +1,93 @@
+import CBLAS
+
+/// Thin wrapper over OpenBLAS's row-major `cblas_sgemm`.
+public enum BLAS {
+    private static let configured: Bool = {
+        Parallel.setThreads(Parallel.threads)
+        return true
+    }()
+
+    /// C[M,N] = alpha · op(A) · op(B) + beta · C, all row-major with leading dimensions given.
+    @inline(__always)
+    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                             b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        _ = configured
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+                    beta, c, Int32(ldc))
+    }
+}
+
+extension Tensor {
+    /// Matrix product over the last two axes: op(self) · op(b), where op transposes the last two
+    /// axes when asked (no copy is made). Leading axes broadcast. When `b` is a matrix and
+    /// `self` is not transposed, the leading axes fold into one GEMM.
+    public func matmul(_ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        let a = self
+        precondition(a.rank >= 2 && b.rank >= 2, "matmul needs rank ≥ 2: \(a.shape) · \(b.shape)")
+        let m = transposeA ? a.shape[a.rank - 1] : a.shape[a.rank - 2]
+        let ka = transposeA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
+        let kb = transposeB ? b.shape[b.rank - 1] : b.shape[b.rank - 2]
+        let n = transposeB ? b.shape[b.rank - 2] : b.shape[b.rank - 1]
+        precondition(ka == kb, "matmul inner sizes differ: \(a.shape) · \(b.shape)")
+        let k = ka
+
+        let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
+        let out: Tensor
+        if batchB.isEmpty && !transposeA {
+            // Fold every leading axis of A into the row count of one GEMM.
+            let rows = batchA.reduce(1, *) * m
+            out = Tensor(uninitialized: batchA + [m, n])
+            BLAS.sgemm(transA: false, transB: transposeB, m: rows, n: n, k: k,
+                       a: a.pointer, lda: k, b: b.pointer, ldb: transposeB ? k : n,
+                       c: out.pointer, ldc: n)
+        } else if batchA != batchB {
+            let batch = Shape.broadcast(batchA, batchB)
+            let ea = a.expanded(to: batch + Array(a.shape.suffix(2)))
+            let eb = b.expanded(to: batch + Array(b.shape.suffix(2)))
+            return ea.matmul(eb, transposeA: transposeA, transposeB: transposeB)
+        } else {
+            let batch = batchA.reduce(1, *)
+            out = Tensor(uninitialized: batchA + [m, n])
+            for i in 0..<batch {
+                BLAS.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                           a: a.pointer + i * m * k, lda: transposeA ? m : k,
+                           b: b.pointer + i * k * n, ldb: transposeB ? k : n,
+                           c: out.pointer + i * m * n, ldc: n)
+            }
+        }
+        let da = a.detached(), db = b.detached()
+        return out.recording("matmul", [a, b]) { g in
+            var gradA: Tensor? = nil, gradB: Tensor? = nil
+            if a.requiresGrad {
+                switch (transposeA, transposeB) {
+                case (false, false): gradA = g.matmul(db, transposeB: true)
+                case (false, true): gradA = g.matmul(db)
+                case (true, false): gradA = db.matmul(g, transposeB: true)
+                case (true, true): gradA = db.matmul(g, transposeA: true, transposeB: true)
+                }
+            }
+            if b.requiresGrad {
+                // With a matrix B and batched A, fold A and g so dB is one GEMM.
+                let fold = db.rank == 2 && da.rank > 2 && !transposeA
+                let fa = fold ? da.reshaped([-1, k]) : da
+                let fg = fold ? g.reshaped([-1, n]) : g
+                switch (transposeA, transposeB) {
+                case (false, false): gradB = fa.matmul(fg, transposeA: true)
+                case (false, true): gradB = fg.matmul(fa, transposeA: true)
+                case (true, false): gradB = fa.matmul(fg)
+                case (true, true): gradB = fg.matmul(fa, transposeA: true, transposeB: true)
+                }
+            }
+            return [gradA, gradB]
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+
+/// A flat, 64-byte aligned buffer of Float32 values shared by tensors that view the same data
+/// (for example a tensor and its reshape).
+public final class TensorStorage: @unchecked Sendable {
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<Float>
+
+    public init(count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    public convenience init(zeros count: Int) {
+        self.init(count: count)
+        pointer.initialize(repeating: 0, count: count)
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: pointer, count: count)
+    }
+}
+
+/// An n-dimensional Float32 array on contiguous row-major storage, with reverse-mode autograd.
+///
+/// Tensors are immutable in normal use: every op returns a new tensor. Optimisers and loaders
+/// write into `storage` in place, outside of any recorded graph.
+public final class Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let storage: TensorStorage
+    /// When true, ops on this tensor are recorded and `backward()` fills `grad`.
+    public var requiresGrad: Bool
+    /// Accumulated gradient of a leaf tensor after `backward()`.
+    public var grad: Tensor?
+    /// The op that produced this tensor, while its graph is alive.
+    var gradFn: GradFn?
+
+    public init(shape: [Int], storage: TensorStorage, requiresGrad: Bool = false) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
+        precondition(shape.reduce(1, *) <= storage.count, "shape \(shape) larger than storage")
+        self.shape = shape
+        self.storage = storage
+        self.requiresGrad = requiresGrad
+    }
+
+    /// An uninitialised tensor, for ops that write every element.
+    public convenience init(uninitialized shape: [Int]) {
+        self.init(shape: shape, storage: TensorStorage(count: shape.reduce(1, *)))
+    }
+
+    public convenience init(zeros shape: [Int], requiresGrad: Bool = false) {
+        self.init(shape: shape, storage: TensorStorage(zeros: shape.reduce(1, *)),
+                  requiresGrad: requiresGrad)
+    }
+
+    public convenience init(repeating value: Float, shape: [Int], requiresGrad: Bool = false) {
+        let s = TensorStorage(count: shape.reduce(1, *))
+        s.pointer.initialize(repeating: value, count: s.count)
+        self.init(shape: shape, storage: s, requiresGrad: requiresGrad)
+    }
+
+    public convenience init(_ values: [Float], shape: [Int], requiresGrad: Bool = false) {
+        precondition(values.count == shape.reduce(1, *),
+                     "\(values.count) values do not fill shape \(shape)")
+        let s = TensorStorage(count: values.count)
+        values.withUnsafeBufferPointer { s.pointer.initialize(from: $0.baseAddress!, count: values.count) }
+        self.init(shape: shape, storage: s, requiresGrad: requiresGrad)
+    }
+
+    public convenience init(scalar: Float) { self.init([scalar], shape: []) }
+
+    // MARK: Shape helpers
+
+    public var rank: Int { shape.count }
+    public var count: Int { shape.reduce(1, *) }
+    /// Row-major strides in elements.
+    public var strides: [Int] { Shape.strides(shape) }
+    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+    public var isScalar: Bool { count == 1 }
+
+    /// The size of `axis`, which may be negative (counted from the end).
+    public func size(_ axis: Int) -> Int { shape[Shape.normalize(axis, rank: rank)] }
+
+    /// A copy of the values as a Swift array.
+    public var scalars: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    /// The single value of a one-element tensor.
+    public var item: Float {
+        precondition(count == 1, "item() on a tensor of shape \(shape)")
+        return pointer[0]
+    }
+
+    /// Same data, no graph: gradients do not flow through the result.
+    public func detached() -> Tensor { Tensor(shape: shape, storage: storage) }
+
+    /// A deep copy of the values with no graph.
+    public func copy() -> Tensor {
+        let out = Tensor(uninitialized: shape)
+        out.pointer.update(from: pointer, count: count)
+        return out
+    }
+
+    /// Overwrites this tensor's values with `other`'s (same element count), outside the graph.
+    public func assign(_ other: Tensor) {
+        precondition(other.count == count, "assign: \(other.shape) into \(shape)")
+        pointer.update(from: other.pointer, count: count)
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let head = scalars.prefix(8).map { String(format: "%.4g", $0) }.joined(separator: ", ")
+        return "Tensor(\(shape), [\(head)\(count > 8 ? ", …" : "")])"
+    }
+}
+
+/// Shape arithmetic shared by the ops.
+public enum Shape {
+    public static func strides(_ shape: [Int]) -> [Int] {
+        var s = [Int](repeating: 1, count: shape.count)
+        var acc = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            s[i] = acc
+            acc *= shape[i]
+        }
+        return s
+    }
+
+    public static func normalize(_ axis: Int, rank: Int) -> Int {
+        let a = axis < 0 ? axis + rank : axis
+        precondition(a >= 0 && a < max(rank, 1), "axis \(axis) out of range for rank \(rank)")
+        return a
+    }
+
+    /// NumPy broadcasting of two shapes.
+    public static func broadcast(_ a: [Int], _ b: [Int]) -> [Int] {
+        let n = max(a.count, b.count)
+        var out = [Int](repeating: 1, count: n)
+        for i in 0..<n {
+            let da = i < n - a.count ? 1 : a[i - (n - a.count)]
+            let db = i < n - b.count ? 1 : b[i - (n - b.count)]
+            precondition(da == db || da == 1 || db == 1, "cannot broadcast \(a) with \(b)")
+            out[i] = da == 1 ? db : da
+        }
+        return out
+    }
+
+    /// Strides of `shape` seen inside `target` (zero on broadcast dimensions).
+    public static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+        let own = strides(shape)
+        let offset = target.count - shape.count
+        return (0..<target.count).map { i in
+            i < offset || shape[i - offset] == 1 ? 0 : own[i - offset]
+        }
+    }
+}

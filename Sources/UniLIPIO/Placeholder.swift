@@ -1,0 +1,1 @@
+// Placeholder until this layer gains its first file.

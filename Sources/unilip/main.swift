@@ -1,0 +1,2 @@
+import UniLIPCore
+print("unilip")
