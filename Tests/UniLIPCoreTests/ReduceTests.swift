@@ -56,5 +56,24 @@ final class ReduceTests: XCTestCase {
             XCTAssertEqual(a[i], col.firstIndex(of: col.max() ?? 0))
         }
         XCTAssertEqual(Tensor([1, .nan, 2], shape: [3]).max(axis: 0).item.isNaN, true, "NaN propagates")
+        // Long contiguous rows take the eight-lane path; compare with a plain scan.
+        let rows = randn(5, 37, seed: 4)
+        rows.pointer[2 * 37 + 30] = 9; rows.pointer[2 * 37 + 33] = 9  // tie, in the tail
+        rows.pointer[3 * 37 + 1] = -9; rows.pointer[3 * 37 + 20] = -9
+        rows.pointer[4 * 37 + 12] = .nan
+        let mx = rows.max(axis: -1), mn = rows.min(axis: 1)
+        let amax = rows.argmax(axis: 1)
+        for r in 0..<4 {
+            let row = (0..<37).map { rows.pointer[r * 37 + $0] }
+            XCTAssertEqual(mx.pointer[r], row.max())
+            XCTAssertEqual(mn.pointer[r], row.min())
+            XCTAssertEqual(amax[r], row.firstIndex(of: row.max() ?? 0))
+        }
+        XCTAssertEqual(amax[2], 30, "first of tied maxima")
+        XCTAssertTrue(mx.pointer[4].isNaN && mn.pointer[4].isNaN)
+        XCTAssertEqual(amax[4], 12, "NaN position")
+        let r3 = Tensor(Array(rows.scalars[(3 * 37)..<(4 * 37)]), shape: [37], requiresGrad: true)
+        r3.min(axis: 0).backward()
+        XCTAssertEqual(r3.grad?.scalars.firstIndex(of: 1), 1, "gradient to the first minimum")
     }
 }

@@ -94,27 +94,34 @@ extension Tensor {
         var arg = [Int](repeating: 0, count: outer * inner)
         if outer * inner == 0 { return (values, arg) }
         let src = x.pointer, best = values.pointer
-        @inline(__always) func better(_ v: Float, _ b: Float) -> Bool {
-            if largest { return v > b || (v.isNaN && !b.isNaN) }
-            return v < b || (v.isNaN && !b.isNaN)
-        }
         arg.withUnsafeMutableBufferPointer { idx in
             guard let base0 = idx.baseAddress else { return }
-            // One outer row, restricted to the inner columns `cols`; rows are scanned in order so
-            // ties keep the first position.
+            // One outer row, restricted to the inner columns `cols`. Rows are scanned in order
+            // and only a strictly better value (or a first NaN) moves the position, so ties keep
+            // the first one. The selects are branch-free so the column loop vectorises.
             func scan(_ o: Int, _ cols: Range<Int>) {
                 let base = src + o * n * inner
                 let b = best + o * inner, ix = base0 + o * inner
                 if inner == 1 {
-                    var v0 = base[0], i0 = 0
-                    for k in 1..<Swift.max(n, 1) where better(base[k], v0) { v0 = base[k]; i0 = k }
+                    let v0 = Tensor.rowExtremum(base, n, largest: largest)
+                    var i0 = 0
+                    if v0.isNaN {
+                        while !base[i0].isNaN { i0 += 1 }
+                    } else {
+                        while base[i0] != v0 { i0 += 1 }
+                    }
                     b[0] = v0; ix[0] = i0
                     return
                 }
                 for i in cols { b[i] = base[i]; ix[i] = 0 }
-                for k in 1..<Swift.max(n, 1) {
+                for k in 1..<n {
                     let row = base + k * inner
-                    for i in cols where better(row[i], b[i]) { b[i] = row[i]; ix[i] = k }
+                    for i in cols {
+                        let v = row[i], bv = b[i]
+                        let take = (largest ? v > bv : v < bv) || (v != v && bv == bv)
+                        b[i] = take ? v : bv
+                        ix[i] = take ? k : ix[i]
+                    }
                 }
             }
             if outer >= Parallel.threads || inner == 1 {
@@ -128,5 +135,33 @@ extension Tensor {
             }
         }
         return (values, arg)
+    }
+
+    /// Largest (or smallest) value of a contiguous row; NaN if any element is NaN. Eight
+    /// independent lanes, then a scalar tail.
+    static func rowExtremum(_ p: UnsafePointer<Float>, _ n: Int, largest: Bool) -> Float {
+        var k = 0
+        var m = p[0]
+        if n >= 16 {
+            var acc = SIMD8<Float>(repeating: p[0])
+            let raw = UnsafeRawPointer(p)
+            while k + 8 <= n {
+                let v = raw.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self)
+                acc.replace(with: v, where: (largest ? v .> acc : v .< acc) .| (v .!= v))
+                k += 8
+            }
+            m = acc[0]
+            for j in 1..<8 { m = pick(acc[j], m, largest) }
+        }
+        while k < n {
+            m = pick(p[k], m, largest)
+            k += 1
+        }
+        return m
+    }
+
+    @inline(__always)
+    private static func pick(_ v: Float, _ m: Float, _ largest: Bool) -> Float {
+        (largest ? v > m : v < m) || (v != v && m == m) ? v : m
     }
 }

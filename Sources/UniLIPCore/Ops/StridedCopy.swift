@@ -89,8 +89,9 @@ extension Kernels {
     }
 
     /// Copy whose last two (merged) axes are a transpose: the source is contiguous along axis
-    /// rank-2 and the destination along axis rank-1. Works on square tiles so that both the
-    /// reads and the writes stay within a few cache lines.
+    /// rank-2 and the destination along axis rank-1. Each tile is read row by row into a small
+    /// buffer and written out row by row, so neither side walks a long stride across many rows
+    /// at once (power-of-two strides would otherwise thrash the cache sets).
     private static func tiledTranspose(_ dims: [Int], _ ss: [Int], _ ds: [Int],
                                        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
         let rank = dims.count
@@ -101,28 +102,34 @@ extension Kernels {
         let batch = dims[..<(rank - 2)].reduce(1, *)
         let items = batch * rowTiles
         Parallel.forRange(items, grain: Swift.max(1, grain / (tile * colsN))) { r in
-            for item in r {
-                let b = item / rowTiles, rt = item % rowTiles
-                var so = 0, dO = 0
-                var rem = b
-                var k = rank - 3
-                while k >= 0 {
-                    let i = rem % dims[k]
-                    rem /= dims[k]
-                    so += i * ss[k]
-                    dO += i * ds[k]
-                    k -= 1
-                }
-                let r0 = rt * tile, r1 = Swift.min(rowsN, r0 + tile)
-                var c0 = 0
-                while c0 < colsN {
-                    let c1 = Swift.min(colsN, c0 + tile)
-                    for row in r0..<r1 {
-                        let s = src + so + row
-                        let d = dst + dO + row * dRow
-                        for c in c0..<c1 { d[c] = s[c * sCol] }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: tile * tile) { buffer in
+                guard let buf = buffer.baseAddress else { return }
+                for item in r {
+                    let b = item / rowTiles, rt = item % rowTiles
+                    var so = 0, dO = 0
+                    var rem = b
+                    var k = rank - 3
+                    while k >= 0 {
+                        let i = rem % dims[k]
+                        rem /= dims[k]
+                        so += i * ss[k]
+                        dO += i * ds[k]
+                        k -= 1
                     }
-                    c0 = c1
+                    let r0 = rt * tile, rn = Swift.min(rowsN, r0 + tile) - r0
+                    var c0 = 0
+                    while c0 < colsN {
+                        let cn = Swift.min(colsN, c0 + tile) - c0
+                        // buf[c][r] = source row c0+c, elements r0..<r0+rn (contiguous).
+                        for c in 0..<cn {
+                            (buf + c * tile).update(from: src + so + (c0 + c) * sCol + r0, count: rn)
+                        }
+                        for row in 0..<rn {
+                            let d = dst + dO + (r0 + row) * dRow + c0
+                            for c in 0..<cn { d[c] = buf[c * tile + row] }
+                        }
+                        c0 += cn
+                    }
                 }
             }
         }
