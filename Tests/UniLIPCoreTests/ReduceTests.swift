@@ -22,6 +22,8 @@ final class ReduceTests: XCTestCase {
         f.check("var_unbiased") { $0[0].variance(axes: [-1], unbiased: true) }
         f.check("var_unbiased_keep") { $0[0].variance(axes: [1, 2], keepDims: true, unbiased: true) }
         f.check("var_biased_nchw") { $0[0].variance(axes: [0, 2, 3], keepDims: true) }
+        f.check("var_mid") { $0[0].variance(axes: [1]) }
+        f.check("var_long") { $0[0].variance(axes: [-1], unbiased: true) }
         let ties = f.inputs("max_ties")[0]
         XCTAssertEqual(ties.argmax(axis: 1), ints(f["max_ties.argmax"]))
         let x = f.inputs("argmax")[0]
@@ -38,6 +40,8 @@ final class ReduceTests: XCTestCase {
         checkGradients([randn(3, 4)], eps: 1e-3) { $0[0].max() }
         checkGradients([randn(2, 3, 4)]) { $0[0].variance(axes: [0, 2]) }
         checkGradients([randn(3, 5)]) { $0[0].variance(axes: [-1], keepDims: true, unbiased: true) }
+        checkGradients([randn(2, 3, 4)]) { $0[0].variance(axes: [1], unbiased: true) }
+        checkGradients([randn(2, 19)]) { $0[0].variance(axes: [1]) }
     }
 
     func testTiesAndWideRows() {
