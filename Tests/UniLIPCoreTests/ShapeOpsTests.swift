@@ -63,6 +63,12 @@ final class ShapeOpsTests: XCTestCase {
         for b in 0..<3 { for i in 0..<37 { for j in 0..<70 {
             XCTAssertEqual(y.pointer[(b * 70 + j) * 37 + i], x.pointer[(b * 37 + i) * 70 + j])
         } } }
+        // Power-of-two sizes, where long strides alias in the cache.
+        let p = randn(64, 128, seed: 5)
+        let pt = p.transposed(0, 1)
+        for i in [0, 1, 31, 32, 63] { for j in [0, 5, 64, 127] {
+            XCTAssertEqual(pt.pointer[j * 64 + i], p.pointer[i * 128 + j])
+        } }
         // Attention layout [B, H, T, D] → [B, H, D, T] and back is the identity.
         let q = randn(2, 3, 33, 16)
         XCTAssertEqual(q.permuted([0, 1, 3, 2]).permuted([0, 1, 3, 2]).scalars, q.scalars)
