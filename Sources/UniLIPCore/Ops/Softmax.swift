@@ -113,8 +113,7 @@ enum SoftmaxKernel {
                         }
                         while j < n { out[j] = gs[j] - Foundation.exp(ys[j]) * s; j += 1 }
                     } else {
-                        var s: Float = 0
-                        for j in 0..<n { s += gs[j] * ys[j] }
+                        let s = RowMath.dot(gs, ys, n)
                         for j in 0..<n { out[j] = ys[j] * (gs[j] - s) }
                     }
                 }
