@@ -117,7 +117,8 @@ public struct ImageLimits: Sendable {
         guard width > 0 && height > 0 else {
             throw ImageError(source: source, reason: .corrupt("header gives an empty size \(width)×\(height)"))
         }
-        guard width <= maxWidth && height <= maxHeight && width * height <= maxPixels else {
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        guard width <= maxWidth && height <= maxHeight && !overflow && pixels <= maxPixels else {
             throw ImageError(source: source, reason: .tooLarge(width: width, height: height, limits: self))
         }
     }

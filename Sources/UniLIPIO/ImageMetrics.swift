@@ -54,18 +54,28 @@ public enum ImageMetrics {
         }
         let total = weights.reduce(0, +)
         weights = weights.map { $0 / total }
-        let planes = n * c
-        var planeMeans = [Double](repeating: 0, count: planes)
-        planeMeans.withUnsafeMutableBufferPointer { means in
-            let means = means
-            Parallel.forRange(planes, grain: 1) { range in
-                for p in range {
-                    means[p] = ssimPlane(a.pointer + p * h * w, b.pointer + p * h * w, h: h, w: w, weights: weights)
+        // Tasks are (plane, block of output rows), so that a single image still uses every thread;
+        // each block refilters the 10 rows it shares with the next one.
+        let planes = n * c, ho = h - win + 1, wo = w - win + 1
+        let blocksPerPlane = min(max(1, (2 * Parallel.threads + planes - 1) / planes), max(1, ho / 16))
+        let rowsPerBlock = (ho + blocksPerPlane - 1) / blocksPerPlane
+        var sums = [Double](repeating: 0, count: planes * blocksPerPlane)
+        let pa = a.pointer, pb = b.pointer
+        sums.withUnsafeMutableBufferPointer { sums in
+            let sums = sums
+            Parallel.forRange(planes * blocksPerPlane, grain: 1) { range in
+                for task in range {
+                    let p = task / blocksPerPlane, blk = task % blocksPerPlane
+                    let r0 = blk * rowsPerBlock, r1 = min(ho, r0 + rowsPerBlock)
+                    if r0 < r1 {
+                        sums[task] = ssimRows(pa + p * h * w, pb + p * h * w, w: w, rows: r0..<r1, weights: weights)
+                    }
                 }
             }
         }
         return (0..<n).map { i in
-            Float(planeMeans[(i * c)..<((i + 1) * c)].reduce(0, +) / Double(c))
+            let lo = i * c * blocksPerPlane, hi = (i + 1) * c * blocksPerPlane
+            return Float(sums[lo..<hi].reduce(0, +) / Double(c * ho * wo))
         }
     }
 
@@ -75,68 +85,74 @@ public enum ImageMetrics {
         return v.reduce(0, +) / Float(v.count)
     }
 
-    /// Mean SSIM of one channel plane. Only the valid region is filtered, so no padding is
-    /// needed. Moments are kept in Double: the variances E[x²] − E[x]² cancel badly in Float
-    /// on flat regions, where they are compared with C2 = 9e-4.
-    static func ssimPlane(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, h: Int, w: Int,
-                          weights: [Double]) -> Double {
+    /// Sum of the SSIM map over output rows `rows` of one plane (output row r is centred on
+    /// input row r + 5). Only the valid region is filtered, so no padding is needed. Moments are
+    /// kept in Double: the variances E[x²] − E[x]² cancel badly in Float on flat regions, where
+    /// they are compared with C2 = 9e-4.
+    static func ssimRows(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, w: Int, rows: Range<Int>,
+                         weights: [Double]) -> Double {
+        typealias V = SIMD4<Double>
         let taps = weights.count
-        let wo = w - taps + 1, ho = h - taps + 1
-        // Horizontal pass: five moments (x, y, x², y², xy) per row over the valid columns.
-        let rowBuf = UnsafeMutablePointer<Double>.allocate(capacity: 5 * h * wo)
-        defer { rowBuf.deallocate() }
-        rowBuf.initialize(repeating: 0, count: 5 * h * wo)
-        let hx = rowBuf, hy = rowBuf + h * wo, hxx = rowBuf + 2 * h * wo
-        let hyy = rowBuf + 3 * h * wo, hxy = rowBuf + 4 * h * wo
-        let xd = UnsafeMutablePointer<Double>.allocate(capacity: 2 * w)
-        defer { xd.deallocate() }
-        let yd = xd + w
+        let wo = w - taps + 1
+        let nv = (wo + 3) / 4              // vectors per row
+        let inRows = rows.count + taps - 1
+        let padded = nv * 4 + taps - 1     // input row length in Double, zero beyond w
+        // Horizontal pass: five moments (x, y, x², y², xy) per input row, as vectors.
+        let moments = UnsafeMutablePointer<V>.allocate(capacity: 5 * inRows * nv)
+        defer { moments.deallocate() }
+        let line = UnsafeMutablePointer<Double>.allocate(capacity: 2 * padded)
+        defer { line.deallocate() }
+        line.initialize(repeating: 0, count: 2 * padded)
+        let xd = UnsafeRawPointer(line), yd = UnsafeRawPointer(line + padded)
         weights.withUnsafeBufferPointer { wt in
-            for r in 0..<h {
-                for j in 0..<w { xd[j] = Double(x[r * w + j]); yd[j] = Double(y[r * w + j]) }
-                let o = r * wo
-                for k in 0..<taps {
-                    let wk = wt[k]
-                    for j in 0..<wo {
-                        let xv = xd[j + k], yv = yd[j + k]
-                        hx[o + j] += wk * xv
-                        hy[o + j] += wk * yv
-                        hxx[o + j] += wk * xv * xv
-                        hyy[o + j] += wk * yv * yv
-                        hxy[o + j] += wk * xv * yv
+            for i in 0..<inRows {
+                let r = rows.lowerBound + i
+                for j in 0..<w { line[j] = Double(x[r * w + j]); line[padded + j] = Double(y[r * w + j]) }
+                let o = 5 * i * nv
+                for v in 0..<nv {
+                    var sx = V(), sy = V(), sxx = V(), syy = V(), sxy = V()
+                    for k in 0..<taps {
+                        let wk = V(repeating: wt[k])
+                        let xv = xd.loadUnaligned(fromByteOffset: (4 * v + k) * 8, as: V.self)
+                        let yv = yd.loadUnaligned(fromByteOffset: (4 * v + k) * 8, as: V.self)
+                        let wx = wk * xv, wy = wk * yv
+                        sx += wx; sy += wy
+                        sxx += wx * xv; syy += wy * yv; sxy += wx * yv
                     }
+                    moments[o + v] = sx
+                    moments[o + nv + v] = sy
+                    moments[o + 2 * nv + v] = sxx
+                    moments[o + 3 * nv + v] = syy
+                    moments[o + 4 * nv + v] = sxy
                 }
             }
         }
-        // Vertical pass, one output row at a time, then the SSIM map summed.
-        let col = UnsafeMutablePointer<Double>.allocate(capacity: 5 * wo)
-        defer { col.deallocate() }
-        let ux = col, uy = col + wo, uxx = col + 2 * wo, uyy = col + 3 * wo, uxy = col + 4 * wo
-        let c1 = 0.01 * 0.01, c2 = 0.03 * 0.03
-        var total = 0.0
+        // Vertical pass and the SSIM map. Lanes past the last valid column are masked out.
+        let c1 = V(repeating: 0.01 * 0.01), c2 = V(repeating: 0.03 * 0.03)
+        var lastMask = V(repeating: 0)
+        for lane in 0..<(wo - 4 * (nv - 1)) { lastMask[lane] = 1 }
+        var total = V()
         weights.withUnsafeBufferPointer { wt in
-            for r in 0..<ho {
-                col.update(repeating: 0, count: 5 * wo)
-                for k in 0..<taps {
-                    let wk = wt[k], o = (r + k) * wo
-                    for j in 0..<wo {
-                        ux[j] += wk * hx[o + j]
-                        uy[j] += wk * hy[o + j]
-                        uxx[j] += wk * hxx[o + j]
-                        uyy[j] += wk * hyy[o + j]
-                        uxy[j] += wk * hxy[o + j]
+            for i in 0..<rows.count {
+                for v in 0..<nv {
+                    var mx = V(), my = V(), exx = V(), eyy = V(), exy = V()
+                    for k in 0..<taps {
+                        let wk = V(repeating: wt[k])
+                        let o = 5 * (i + k) * nv + v
+                        mx += wk * moments[o]
+                        my += wk * moments[o + nv]
+                        exx += wk * moments[o + 2 * nv]
+                        eyy += wk * moments[o + 3 * nv]
+                        exy += wk * moments[o + 4 * nv]
                     }
-                }
-                for j in 0..<wo {
-                    let mx = ux[j], my = uy[j]
-                    let vx = uxx[j] - mx * mx, vy = uyy[j] - my * my, vxy = uxy[j] - mx * my
+                    let vx = exx - mx * mx, vy = eyy - my * my, vxy = exy - mx * my
                     let num = (2 * mx * my + c1) * (2 * vxy + c2)
                     let den = (mx * mx + my * my + c1) * (vx + vy + c2)
-                    total += num / den
+                    total += v == nv - 1 ? (num / den) * lastMask : num / den
                 }
             }
         }
-        return total / Double(ho * wo)
+        return total.sum()
     }
 
     static func dims(_ a: Tensor, _ b: Tensor, _ name: String) -> (Int, Int, Int, Int) {

@@ -7,7 +7,7 @@ import XCTest
 final class ImageMetricsTests: XCTestCase {
     func testMatchesScikitImage() throws {
         let fx = try Fixtures("images")
-        for name in ["rand", "structured", "batch", "gray_min"] {
+        for name in ["rand", "structured", "batch", "gray_min", "tall"] {
             let a = fx["\(name).a"], b = fx["\(name).b"]
             let ssim = ImageMetrics.ssimPerImage(a, b)
             assertClose(Tensor(ssim, shape: [ssim.count]), fx["\(name).ssim"], atol: 1e-5, rtol: 1e-5, "\(name) ssim")
@@ -23,6 +23,19 @@ final class ImageMetricsTests: XCTestCase {
                 XCTAssertEqual(ImageMetrics.ssim(a, b), ssim.reduce(0, +) / Float(ssim.count), accuracy: 1e-6)
             }
         }
+    }
+
+    func testSameResultForAnyThreadCount() throws {
+        let fx = try Fixtures("images")
+        let a = fx["tall.a"], b = fx["tall.b"]
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        var values: [Float] = []
+        for t in [1, 2, 3, 5] {
+            Parallel.setThreads(t)
+            values.append(ImageMetrics.ssim(a, b))
+        }
+        for v in values { XCTAssertEqual(v, values[0], accuracy: 1e-6) }
     }
 
     func testIdenticalImages() {
