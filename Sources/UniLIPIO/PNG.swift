@@ -20,8 +20,36 @@ enum PNG {
         return ImageError(source: source, reason: truncated ? .truncated(detail) : .corrupt(detail))
     }
 
+    /// Colour-space chunks that would make the simplified API convert samples (to sRGB for
+    /// 8-bit output, to linear for 16-bit output).
+    static let colorSpaceChunks: Set<String> = ["gAMA", "sRGB", "iCCP", "cHRM"]
+
+    /// The file without gAMA/sRGB/iCCP/cHRM chunks, so that samples are read as stored (8-bit
+    /// files are then taken as sRGB and 16-bit files as linear: neither is converted). A
+    /// malformed chunk list is left as it is, for libpng to report.
+    static func withoutColorSpaceChunks(_ data: Data) -> Data {
+        let bytes = [UInt8](data)
+        var keep: [Range<Int>] = [0..<8]
+        var pos = 8
+        var dropped = false
+        while pos + 12 <= bytes.count {
+            let length = Int(bytes[pos]) << 24 | Int(bytes[pos + 1]) << 16 | Int(bytes[pos + 2]) << 8 | Int(bytes[pos + 3])
+            let end = pos + 12 + length
+            guard end <= bytes.count else { break }
+            let type = String(decoding: bytes[(pos + 4)..<(pos + 8)], as: UTF8.self)
+            if colorSpaceChunks.contains(type) { dropped = true } else { keep.append(pos..<end) }
+            pos = end
+            if type == "IEND" || type == "IDAT" { break }
+        }
+        guard dropped else { return data }
+        keep.append(pos..<bytes.count)
+        var out = Data(capacity: bytes.count)
+        for r in keep { out.append(contentsOf: bytes[r]) }
+        return out
+    }
+
     static func decode(_ data: Data, source: String, limits: ImageLimits) throws -> Image {
-        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> Image in
+        try withoutColorSpaceChunks(data).withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> Image in
             var image = png_image()
             image.version = unilip_png_image_version
             defer { png_image_free(&image) }

@@ -29,7 +29,7 @@ final class ImageIOTests: XCTestCase {
 
     func testDecodesPNGSamples() throws {
         let fx = try Fixtures("images")
-        for name in ["rgb8.png", "rgba8.png", "gray8.png", "la8.png", "palette.png", "gray16.png", "rgb16.png"] {
+        for name in ["rgb8.png", "rgba8.png", "gray8.png", "la8.png", "palette.png", "gamma8.png", "gray16.png", "rgb16.png"] {
             let image = try Image(contentsOf: sample(name))
             assertPixels(image, expected(name, fx), tolerance: 0, name)
         }
