@@ -28,9 +28,18 @@ public enum DType: String, Sendable, CaseIterable {
             UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: count * 4)
         case .f16:
             Parallel.forRange(count, grain: Kernels.grain) { r in
-                for i in r {
+                // Eight at a time so the conversion compiles to vcvtph2ps.
+                var i = r.lowerBound
+                while i + 8 <= r.upperBound {
+                    let bits = src.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self)
+                    let wide = SIMD8<Float>(unsafeBitCast(bits, to: SIMD8<Float16>.self))
+                    UnsafeMutableRawPointer(dst + i).storeBytes(of: wide, as: SIMD8<Float>.self)
+                    i += 8
+                }
+                while i < r.upperBound {
                     let bits = src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)
                     dst[i] = Float(Float16(bitPattern: UInt16(littleEndian: bits)))
+                    i += 1
                 }
             }
         case .bf16:

@@ -276,7 +276,8 @@ public final class Checkpoint: @unchecked Sendable {
         return report
     }
 
-    /// Copies the checkpoint into `parameters` (converting F16/BF16 to F32). Everything is
+    /// Copies the checkpoint into `parameters` (converting F16/BF16 to F32), overwriting each
+    /// parameter's storage in place like `Tensor.assign`. Everything is
     /// checked before any value is written: on a mismatch the options do not allow, nothing is
     /// changed and the error lists every missing, unexpected and wrong-shape name.
     @discardableResult
@@ -288,7 +289,11 @@ public final class Checkpoint: @unchecked Sendable {
         let loaded = Set(report.loaded)
         for (name, parameter) in parameters where loaded.contains(name) {
             let key = report.renamed[name] ?? name
-            parameter.assign(try tensor(key))
+            // Same effect as `parameter.assign(tensor(key))` (storage overwritten in place, the
+            // tensor object kept), decoded straight from the mapped file without a temporary.
+            let (file, entry) = try entry(key)
+            precondition(entry.count == parameter.count, "checked by match()")
+            try file.read(key, into: parameter.pointer)
         }
         return report
     }

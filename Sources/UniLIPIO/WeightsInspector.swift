@@ -17,11 +17,12 @@ public enum WeightsInspector {
     /// The rows for `checkpoint`, sorted by name, keeping names that start with `prefix`.
     public static func rows(_ checkpoint: Checkpoint, prefix: String? = nil) -> [Row] {
         var out: [Row] = []
+        let fileNames = checkpoint.files.map { ($0.path as NSString).lastPathComponent }
         for name in checkpoint.names {
             if let prefix, !prefix.isEmpty, !name.hasPrefix(prefix) { continue }
             guard let i = checkpoint.locations[name], let e = checkpoint.files[i].entries[name] else { continue }
             out.append(Row(name: name, dtype: e.dtypeName, shape: e.shape, parameters: e.count,
-                           bytes: e.byteCount, file: (checkpoint.files[i].path as NSString).lastPathComponent))
+                           bytes: e.byteCount, file: fileNames[i]))
         }
         return out
     }
@@ -62,7 +63,7 @@ public enum WeightsInspector {
         let totalParams = rows.reduce(0) { $0 + $1.parameters }
         let totalBytes = rows.reduce(0) { $0 + $1.bytes }
         lines.append("")
-        lines.append("total: \(rows.count) tensors, \(grouped(totalParams)) parameters, \(grouped(totalBytes)) bytes (\(humanBytes(totalBytes)))")
+        lines.append("total: \(rows.count) \(rows.count == 1 ? "tensor" : "tensors"), \(grouped(totalParams)) parameters, \(grouped(totalBytes)) bytes (\(humanBytes(totalBytes)))")
         var byType: [String: (tensors: Int, params: Int, bytes: Int)] = [:]
         for r in rows {
             var t = byType[r.dtype, default: (0, 0, 0)]
@@ -73,7 +74,7 @@ public enum WeightsInspector {
         }
         for dtype in byType.keys.sorted() {
             guard let t = byType[dtype] else { continue }
-            lines.append("  \(dtype): \(t.tensors) tensors, \(grouped(t.params)) parameters, \(grouped(t.bytes)) bytes (\(humanBytes(t.bytes)))")
+            lines.append("  \(dtype): \(t.tensors) \(t.tensors == 1 ? "tensor" : "tensors"), \(grouped(t.params)) parameters, \(grouped(t.bytes)) bytes (\(humanBytes(t.bytes)))")
         }
         return lines.joined(separator: "\n")
     }

@@ -20,11 +20,7 @@ struct WeightsCommand: ParsableCommand {
         var filter: String?
 
         func run() throws {
-            do {
-                print(try WeightsInspector.inspect(path: file, prefix: filter))
-            } catch {
-                throw ValidationError(String(describing: error))
-            }
+            print(try WeightsInspector.inspect(path: file, prefix: filter))
         }
     }
 }

@@ -262,14 +262,14 @@ final class CheckpointTests: XCTestCase {
         XCTAssertTrue(text.contains("x.w   F16    [2, 2]       4  model-00001-of-00002.safetensors"), text)
         XCTAssertTrue(text.contains("y.w   F32    [3]          3  model-00002-of-00002.safetensors"), text)
         XCTAssertTrue(text.contains("total: 2 tensors, 7 parameters, 20 bytes (20 B)"), text)
-        XCTAssertTrue(text.contains("  F16: 1 tensors, 4 parameters, 8 bytes (8 B)"), text)
-        XCTAssertTrue(text.contains("  F32: 1 tensors, 3 parameters, 12 bytes (12 B)"), text)
+        XCTAssertTrue(text.contains("  F16: 1 tensor, 4 parameters, 8 bytes (8 B)"), text)
+        XCTAssertTrue(text.contains("  F32: 1 tensor, 3 parameters, 12 bytes (12 B)"), text)
     }
 
     func testInspectorListsNonFloatTensors() throws {
         let file = Fixtures.directory.appendingPathComponent("safetensors_reference.safetensors").path
         let text = try WeightsInspector.inspect(path: file, prefix: "ids")
         XCTAssertTrue(text.contains("ids.i64  I64    [2, 3]       6"), text)
-        XCTAssertTrue(text.contains("  I64: 1 tensors, 6 parameters, 48 bytes (48 B)"), text)
+        XCTAssertTrue(text.contains("  I64: 1 tensor, 6 parameters, 48 bytes (48 B)"), text)
     }
 }
