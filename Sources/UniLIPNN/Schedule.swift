@@ -59,6 +59,17 @@ public final class LambdaLR {
         apply()
     }
 
+    /// `scheduler.last_step`, for saving next to the optimiser's state.
+    public func stateDict() -> [String: Tensor] { ["scheduler.last_step": Tensor(scalar: Float(lastStep))] }
+
+    /// Restores `lastStep` and reapplies its learning rates.
+    public func loadStateDict(_ dict: [String: Tensor]) throws {
+        let n = try dict.requiredScalar("scheduler.last_step")
+        guard n >= 0, n == n.rounded() else { throw StateDictError(key: "scheduler.last_step", "not a step: \(n)") }
+        lastStep = Int(n)
+        apply()
+    }
+
     /// The learning rate of each group now.
     public var lastLR: [Float] { optimizer.groups.map(\.lr) }
 
