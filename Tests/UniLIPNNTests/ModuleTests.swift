@@ -145,3 +145,19 @@ final class ModuleTests: XCTestCase {
         XCTAssertNil(leaf.bias.grad)
     }
 }
+
+final class DropoutTests: XCTestCase {
+    func testDropoutTrainAndEval() {
+        let drop = Dropout(0.25, rng: RandomGenerator(seed: 3))
+        let x = Tensor(repeating: 1, shape: [4000], requiresGrad: true)
+        let y = drop(x)
+        let zeros = y.scalars.filter { $0 == 0 }.count
+        XCTAssertEqual(Float(zeros) / 4000, 0.25, accuracy: 0.03)
+        XCTAssertTrue(y.scalars.allSatisfy { $0 == 0 || abs($0 - 4.0 / 3.0) < 1e-6 })
+        y.sum().backward()
+        XCTAssertEqual(x.grad!.scalars, y.scalars, "gradient passes through the same mask")
+        drop.eval()
+        XCTAssertTrue(drop(x) === x)
+        XCTAssertTrue(drop.namedParameters().isEmpty)
+    }
+}
