@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "UniLIPCore", targets: ["UniLIPCore"]),
         .library(name: "UniLIPNN", targets: ["UniLIPNN"]),
         .library(name: "UniLIPIO", targets: ["UniLIPIO"]),
+        .library(name: "UniLIPText", targets: ["UniLIPText"]),
+        .library(name: "ShapesWorld", targets: ["ShapesWorld"]),
         .executable(name: "unilip", targets: ["unilip"]),
     ],
     dependencies: [
@@ -31,10 +33,12 @@ let package = Package(
         .target(name: "UniLIPNN", dependencies: ["UniLIPCore"], swiftSettings: optimized),
         .target(name: "UniLIPIO", dependencies: ["UniLIPCore", "UniLIPNN", "CPNG", "CTurboJPEG"],
                 swiftSettings: optimized),
+        .target(name: "UniLIPText", swiftSettings: optimized),
+        .target(name: "ShapesWorld", dependencies: ["UniLIPCore"], swiftSettings: optimized),
         .executableTarget(
             name: "unilip",
             dependencies: [
-                "UniLIPCore", "UniLIPNN", "UniLIPIO",
+                "UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPText", "ShapesWorld",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -46,6 +50,10 @@ let package = Package(
         .testTarget(name: "UniLIPNNTests", dependencies: ["UniLIPCore", "UniLIPNN", "UniLIPTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "UniLIPIOTests", dependencies: ["UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPTestSupport"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "UniLIPTextTests", dependencies: ["UniLIPText", "ShapesWorld"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "ShapesWorldTests", dependencies: ["ShapesWorld", "UniLIPCore"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -4,7 +4,7 @@ extension Tensor {
         let n = count
         let p = pointer
         var partials = [Double](repeating: 0, count: Swift.max(1, Swift.min(Parallel.threads, n / Kernels.grain)))
-        let per = (n + partials.count - 1) / max(partials.count, 1)
+        let per = (n + partials.count - 1) / Swift.max(partials.count, 1)
         partials.withUnsafeMutableBufferPointer { acc in
             Parallel.forRange(acc.count) { r in
                 for c in r {

@@ -1,0 +1,116 @@
+import Foundation
+import UniLIPCore
+
+/// An 8-bit RGB raster, row-major, interleaved.
+public struct RGBImage: Equatable, Sendable {
+    public let width: Int
+    public let height: Int
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * 3, "RGBImage: \(pixels.count) bytes for \(width)×\(height)")
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+
+    public subscript(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
+        let i = (y * width + x) * 3
+        return (pixels[i], pixels[i + 1], pixels[i + 2])
+    }
+
+    /// [1, 3, H, W] in [0, 1].
+    public func tensor() -> Tensor {
+        let t = Tensor(uninitialized: [1, 3, height, width])
+        let plane = width * height
+        for i in 0..<plane {
+            for c in 0..<3 { t.pointer[c * plane + i] = Float(pixels[i * 3 + c]) / 255 }
+        }
+        return t
+    }
+
+    /// From [1, 3, H, W] or [3, H, W] in [0, 1] (clamped, rounded).
+    public init(tensor: Tensor) {
+        let s = tensor.shape
+        precondition(s.count >= 3 && s[s.count - 3] == 3 && s.count - 3 <= 1 && (s.count == 3 || s[0] == 1),
+                     "RGBImage(tensor:) expects [1,3,H,W] or [3,H,W], got \(s)")
+        let h = s[s.count - 2], w = s[s.count - 1], plane = h * w
+        var px = [UInt8](repeating: 0, count: plane * 3)
+        for i in 0..<plane {
+            for c in 0..<3 {
+                let v = Swift.min(Swift.max(tensor.pointer[c * plane + i], 0), 1)
+                px[i * 3 + c] = UInt8((v * 255).rounded())
+            }
+        }
+        self.init(width: w, height: h, pixels: px)
+    }
+}
+
+/// Draws scenes. Pure function of the scene and the resolution.
+public enum Renderer {
+    public static func render(_ scene: Scene, size: Int = 64) -> RGBImage {
+        var px = background(scene.background, size: size)
+        for object in scene.objects { draw(object, into: &px, size: size) }
+        return RGBImage(width: size, height: size, pixels: px)
+    }
+
+    static func background(_ bg: Background, size: Int) -> [UInt8] {
+        var px = [UInt8](repeating: 0, count: size * size * 3)
+        var rng = RandomGenerator(seed: bg.noiseSeed)
+        let scale = Double(size) / 64
+        let period = bg.period * scale
+        let (ca, sa) = (cos(bg.angle), sin(bg.angle))
+        for y in 0..<size {
+            for x in 0..<size {
+                let u = Double(x) * ca + Double(y) * sa
+                let v = -Double(x) * sa + Double(y) * ca
+                let mix: Double
+                switch bg.kind {
+                case .noise: mix = Double(rng.uniform())
+                case .gradient: mix = Swift.min(Swift.max((u / Double(size) + 0.5) * 0.8, 0), 1)
+                case .stripes: mix = Int(floor(u / period)) & 1 == 0 ? 0 : 1
+                case .checker: mix = (Int(floor(u / period)) + Int(floor(v / period))) & 1 == 0 ? 0 : 1
+                case .waves: mix = 0.5 + 0.25 * sin(2 * .pi * u / period) + 0.25 * sin(2 * .pi * v / (period * 1.7))
+                }
+                let jitter = (Double(rng.uniform()) - 0.5) * 2 * bg.noise
+                for c in 0..<3 {
+                    let value = Double(bg.tone1[c]) * (1 - mix) + Double(bg.tone2[c]) * mix + jitter
+                    px[(y * size + x) * 3 + c] = UInt8(Swift.min(Swift.max(value.rounded(), 0), 255))
+                }
+            }
+        }
+        return px
+    }
+
+    /// Whether pixel centre (px, py), in units of the half-extent around the object centre, is inside.
+    static func inside(_ shape: ShapeKind, _ dx: Double, _ dy: Double) -> Bool {
+        switch shape {
+        case .circle: return dx * dx + dy * dy <= 1
+        case .square: return Swift.abs(dx) <= 0.9 && Swift.abs(dy) <= 0.9
+        case .diamond: return Swift.abs(dx) + Swift.abs(dy) <= 1.05
+        case .triangle:
+            // Apex up, base down, spanning dy in [-1, 0.9].
+            guard dy >= -1 && dy <= 0.9 else { return false }
+            return Swift.abs(dx) <= (dy + 1) / 1.9 * 1.05
+        }
+    }
+
+    static func draw(_ object: SceneObject, into px: inout [UInt8], size: Int) {
+        let r = object.size.radius * Double(size)
+        let cx = object.x * Double(size), cy = object.y * Double(size)
+        let (cr, cg, cb) = object.color.rgb
+        let lo = Swift.max(0, Int(floor(cy - r - 1))), hi = Swift.min(size - 1, Int(ceil(cy + r + 1)))
+        let left = Swift.max(0, Int(floor(cx - r - 1))), right = Swift.min(size - 1, Int(ceil(cx + r + 1)))
+        guard lo <= hi && left <= right else { return }
+        for y in lo...hi {
+            for x in left...right {
+                let dx = (Double(x) + 0.5 - cx) / r, dy = (Double(y) + 0.5 - cy) / r
+                guard inside(object.shape, dx, dy) else { continue }
+                let i = (y * size + x) * 3
+                px[i] = cr
+                px[i + 1] = cg
+                px[i + 2] = cb
+            }
+        }
+    }
+}

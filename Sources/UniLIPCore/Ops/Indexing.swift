@@ -1,0 +1,211 @@
+// Index-driven ops: index_select, gather, where, masked_fill and embedding lookup.
+
+extension Tensor {
+    /// Picks `indices` (each in 0..<size) along `axis`; indices may repeat. The backward pass
+    /// scatter-adds, so repeated indices accumulate.
+    public func indexSelect(axis: Int, _ indices: [Int]) -> Tensor {
+        let a = Shape.normalize(axis, rank: rank)
+        let n = shape[a]
+        for i in indices {
+            precondition(i >= 0 && i < n, "index_select: index \(i) out of range 0..<\(n) on axis \(axis) of \(shape)")
+        }
+        let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
+        let m = indices.count
+        var outShape = shape
+        outShape[a] = m
+        let out = Tensor(uninitialized: outShape)
+        let src = pointer, dst = out.pointer
+        indices.withUnsafeBufferPointer { idx in
+            if inner == 1 {
+                Parallel.forRange(outer, grain: Swift.max(1, Kernels.grain / Swift.max(m, 1))) { r in
+                    for o in r {
+                        let s = src + o * n, d = dst + o * m
+                        for j in 0..<m { d[j] = s[idx[j]] }
+                    }
+                }
+            } else {
+                Parallel.forRange(outer * m, grain: Swift.max(1, Kernels.grain / inner)) { r in
+                    for q in r {
+                        let o = q / m, j = q % m
+                        (dst + q * inner).update(from: src + (o * n + idx[j]) * inner, count: inner)
+                    }
+                }
+            }
+        }
+        let source = shape
+        return out.recording("index_select", [self]) { g in
+            let gx = Tensor(zeros: source)
+            let gs = g.pointer, gd = gx.pointer
+            indices.withUnsafeBufferPointer { idx in
+                // Each outer slab, or each column range, is written by one thread only.
+                if outer >= Parallel.threads || inner == 1 {
+                    Parallel.forRange(outer, grain: Swift.max(1, Kernels.grain / Swift.max(m * inner, 1))) { r in
+                        for o in r {
+                            for j in 0..<m {
+                                let s = gs + (o * m + j) * inner, d = gd + (o * n + idx[j]) * inner
+                                for i in 0..<inner { d[i] += s[i] }
+                            }
+                        }
+                    }
+                } else {
+                    for o in 0..<outer {
+                        Parallel.forRange(inner, grain: Swift.max(64, Kernels.grain / Swift.max(m, 1))) { r in
+                            for j in 0..<m {
+                                let s = gs + (o * m + j) * inner, d = gd + (o * n + idx[j]) * inner
+                                for i in r { d[i] += s[i] }
+                            }
+                        }
+                    }
+                }
+            }
+            return [gx]
+        }
+    }
+
+    /// torch.gather: `out[i₀…iₖ] = self[i₀…index[i₀…iₖ]…iₖ]` with `index` (row-major, shape
+    /// `indexShape`, same rank as self) replacing the coordinate on `axis`. Off that axis the
+    /// index shape may be smaller than self's. The backward pass scatter-adds.
+    public func gather(axis: Int, _ index: [Int], indexShape: [Int]) -> Tensor {
+        let a = Shape.normalize(axis, rank: rank)
+        precondition(indexShape.count == rank, "gather: index shape \(indexShape) for input \(shape)")
+        precondition(index.count == indexShape.reduce(1, *),
+                     "gather: \(index.count) indices do not fill shape \(indexShape)")
+        for d in 0..<rank where d != a {
+            precondition(indexShape[d] <= shape[d], "gather: index shape \(indexShape) exceeds input \(shape) off axis \(a)")
+        }
+        let n = shape[a]
+        for i in index {
+            precondition(i >= 0 && i < n, "gather: index \(i) out of range 0..<\(n) on axis \(axis) of \(shape)")
+        }
+        let out = Tensor(uninitialized: indexShape)
+        let st = strides
+        let last = rank - 1
+        let inner = rank == 0 ? 1 : indexShape[last]
+        let rows = inner == 0 ? 0 : index.count / inner
+        let innerStride = a == last || rank == 0 ? 0 : st[last]
+        let axisStride = rank == 0 ? 0 : st[a]
+        // Source offset of a row's first element, leaving out the gathered axis.
+        func rowBase(_ row: Int) -> Int {
+            var rem = row, base = 0, k = last - 1
+            while k >= 0 {
+                let i = rem % indexShape[k]
+                rem /= indexShape[k]
+                if k != a { base += i * st[k] }
+                k -= 1
+            }
+            return base
+        }
+        let src = pointer, dst = out.pointer
+        index.withUnsafeBufferPointer { idx in
+            Parallel.forRange(rows, grain: Swift.max(1, Kernels.grain / Swift.max(inner, 1))) { r in
+                for row in r {
+                    let base = rowBase(row)
+                    for j in 0..<inner {
+                        let e = row * inner + j
+                        dst[e] = src[base + j * innerStride + idx[e] * axisStride]
+                    }
+                }
+            }
+        }
+        let source = shape
+        // Rows that differ before `axis` write disjoint parts of the gradient.
+        let rowsPerGroup = a >= last ? 1 : indexShape[a..<last].reduce(1, *)
+        return out.recording("gather", [self]) { g in
+            let gx = Tensor(zeros: source)
+            let gs = g.pointer, gd = gx.pointer
+            let groups = rowsPerGroup == 0 ? 0 : rows / rowsPerGroup
+            index.withUnsafeBufferPointer { idx in
+                Parallel.forRange(groups, grain: Swift.max(1, Kernels.grain / Swift.max(inner * rowsPerGroup, 1))) { r in
+                    for group in r {
+                        for row in group * rowsPerGroup..<(group + 1) * rowsPerGroup {
+                            let base = rowBase(row)
+                            for j in 0..<inner {
+                                let e = row * inner + j
+                                gd[base + j * innerStride + idx[e] * axisStride] += gs[e]
+                            }
+                        }
+                    }
+                }
+            }
+            return [gx]
+        }
+    }
+
+    /// torch.where(mask != 0, a, b) with broadcasting of all three. The mask takes no gradient.
+    public static func select(_ mask: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
+        let shape = Shape.broadcast(Shape.broadcast(mask.shape, a.shape), b.shape)
+        let m = broadcastCopy(mask, shape), ea = broadcastCopy(a, shape), eb = broadcastCopy(b, shape)
+        let out = Tensor(uninitialized: shape)
+        let pm = m.pointer, pa = ea.pointer, pb = eb.pointer, po = out.pointer
+        withExtendedLifetime((m, ea, eb)) {
+            Parallel.forRange(out.count, grain: Kernels.grain) { r in
+                for i in r { po[i] = pm[i] != 0 ? pa[i] : pb[i] }
+            }
+        }
+        let wantA = a.requiresGrad, wantB = b.requiresGrad
+        let shapeA = a.shape, shapeB = b.shape
+        return out.recording("where", [mask, a, b]) { g in
+            let gp = g.pointer
+            var ga: Tensor? = nil, gb: Tensor? = nil
+            if wantA {
+                let t = Tensor(uninitialized: shape)
+                let pt = t.pointer
+                Parallel.forRange(t.count, grain: Kernels.grain) { r in
+                    for i in r { pt[i] = pm[i] != 0 ? gp[i] : 0 }
+                }
+                ga = t.sumTo(shapeA)
+            }
+            if wantB {
+                let t = Tensor(uninitialized: shape)
+                let pt = t.pointer
+                Parallel.forRange(t.count, grain: Kernels.grain) { r in
+                    for i in r { pt[i] = pm[i] != 0 ? 0 : gp[i] }
+                }
+                gb = t.sumTo(shapeB)
+            }
+            _ = m  // keeps the broadcast mask alive for the pointer above
+            return [nil, ga, gb]
+        }
+    }
+
+    /// Sets elements where `mask != 0` to `value`; the mask broadcasts (and may broadcast self).
+    public func maskedFill(_ mask: Tensor, _ value: Float) -> Tensor {
+        let shape = Shape.broadcast(self.shape, mask.shape)
+        let m = Tensor.broadcastCopy(mask, shape), x = Tensor.broadcastCopy(self, shape)
+        let out = Tensor(uninitialized: shape)
+        let pm = m.pointer, px = x.pointer, po = out.pointer
+        withExtendedLifetime((m, x)) {
+            Parallel.forRange(out.count, grain: Kernels.grain) { r in
+                for i in r { po[i] = pm[i] != 0 ? value : px[i] }
+            }
+        }
+        let source = self.shape
+        return out.recording("masked_fill", [self, mask]) { g in
+            let t = Tensor(uninitialized: shape)
+            let pt = t.pointer, gp = g.pointer
+            Parallel.forRange(t.count, grain: Kernels.grain) { r in
+                for i in r { pt[i] = pm[i] != 0 ? 0 : gp[i] }
+            }
+            _ = m
+            return [t.sumTo(source), nil]
+        }
+    }
+
+    /// Rows of `weight` ([V, D]) for `ids`, shaped `shape + [D]`. The backward pass scatter-adds
+    /// into the weight gradient.
+    public static func embedding(_ weight: Tensor, ids: [Int], shape: [Int]) -> Tensor {
+        precondition(weight.rank == 2, "embedding: weight must be [vocab, dim], got \(weight.shape)")
+        precondition(ids.count == shape.reduce(1, *), "embedding: \(ids.count) ids do not fill shape \(shape)")
+        let vocab = weight.shape[0]
+        for id in ids {
+            precondition(id >= 0 && id < vocab, "embedding: id \(id) out of range 0..<\(vocab)")
+        }
+        return weight.indexSelect(axis: 0, ids).reshaped(shape + [weight.shape[1]])
+    }
+
+    /// `t` broadcast to `shape` as a graph-free tensor (the same tensor when no copy is needed).
+    static func broadcastCopy(_ t: Tensor, _ shape: [Int]) -> Tensor {
+        if t.shape == shape { return t.detached() }
+        return withNoGrad { t.detached().expanded(to: shape) }
+    }
+}

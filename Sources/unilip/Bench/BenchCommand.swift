@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import UniLIPCore
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks (build with -c release).",
+        subcommands: [BenchCore.self])
+}
+
+struct BenchCore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "core",
+        abstract: "sgemm GFLOP/s and forward+backward times of the core workloads.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "Timed repeats per workload; the median is reported.")
+    var repeats: Int = 7
+
+    @Option(help: "Also write the results as JSON to this path.")
+    var json: String?
+
+    func run() throws {
+        _ = global.apply()
+        var results: [BenchResult] = []
+        print("threads: \(Parallel.threads)")
+        for n in [256, 512, 1024] {
+            for r in CoreWorkloads.sgemm(n: n, repeats: repeats) {
+                results.append(r)
+                print(r.line)
+            }
+        }
+        for r in CoreWorkloads.layerWorkloads(repeats: repeats) {
+            results.append(r)
+            print(r.line)
+        }
+        if let json {
+            let object: [String: Any] = [
+                "threads": Parallel.threads,
+                "results": results.map { ["name": $0.name, "value": $0.value, "unit": $0.unit] },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            try AtomicFile.write(data, to: json)
+        }
+    }
+}
+
+struct BenchResult {
+    let name: String
+    let value: Double
+    let unit: String
+    var line: String { "\(name): \(String(format: "%.2f", value)) \(unit)" }
+}
+
+/// Median wall time in milliseconds of `body` over `repeats` runs, after one warm-up run.
+func medianMilliseconds(repeats: Int, _ body: () -> Void) -> Double {
+    body()
+    var times: [Double] = []
+    for _ in 0..<max(1, repeats) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+    }
+    times.sort()
+    return times[times.count / 2]
+}

@@ -1,2 +1,0 @@
-import UniLIPCore
-print("unilip")

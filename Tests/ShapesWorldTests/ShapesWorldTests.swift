@@ -1,0 +1,144 @@
+import ShapesWorld
+import UniLIPCore
+import XCTest
+
+final class ShapesWorldTests: XCTestCase {
+    let world = ShapesWorld(seed: 0)
+
+    func testDeterministic() {
+        let a = world.sample(.train, 17), b = world.sample(.train, 17)
+        XCTAssertEqual(a.scene, b.scene)
+        XCTAssertEqual(a.captions, b.captions)
+        XCTAssertEqual(a.questions, b.questions)
+        XCTAssertEqual(world.image(a.scene), world.image(b.scene))
+        XCTAssertNotEqual(world.sample(.train, 18).scene, a.scene)
+        XCTAssertNotEqual(ShapesWorld(seed: 1).sample(.train, 17).scene, a.scene)
+    }
+
+    func testSplitsDisjointAndHeldOutCombinations() {
+        var seen = Set<String>()
+        for i in 0..<300 {
+            for split in [Split.train, .validation, .test] {
+                let s = world.sample(split, i)
+                XCTAssertFalse(s.scene.objects.contains { ShapesWorld.isHeldOut($0.color, $0.shape) }, "\(split) \(i)")
+                for e in s.edits {
+                    XCTAssertFalse(e.after.objects.contains { ShapesWorld.isHeldOut($0.color, $0.shape) },
+                                   "\(split) \(i) \(e.type) creates a held-out combination")
+                }
+                seen.insert("\(split)" + String(describing: s.scene))
+            }
+            let h = world.sample(.heldOut, i)
+            XCTAssertTrue(h.scene.objects.contains { ShapesWorld.isHeldOut($0.color, $0.shape) }, "held-out \(i)")
+        }
+        XCTAssertEqual(seen.count, 900, "scenes repeat across splits or indices")
+    }
+
+    func testScenesAreValid() {
+        for i in 0..<200 {
+            let s = world.sample(.train, i).scene
+            XCTAssertTrue((1...4).contains(s.objects.count))
+            XCTAssertEqual(Set(s.objects.map(\.color)).count, s.objects.count, "colours unique in a scene")
+            for o in s.objects {
+                XCTAssertGreaterThanOrEqual(o.x, o.size.radius - 1e-9)
+                XCTAssertLessThanOrEqual(o.x, 1 - o.size.radius + 1e-9)
+            }
+        }
+    }
+
+    func testEditsChangeOnlyWhatTheySay() {
+        var types = Set<EditType>()
+        for i in 0..<100 {
+            let s = world.sample(.train, i)
+            for e in s.edits {
+                types.insert(e.type)
+                XCTAssertEqual(e.before, s.scene)
+                switch e.type {
+                case .background:
+                    XCTAssertEqual(e.after.objects, e.before.objects)
+                    XCTAssertNotEqual(e.after.background.kind, e.before.background.kind)
+                case .add:
+                    XCTAssertEqual(Array(e.after.objects.prefix(e.before.objects.count)), e.before.objects)
+                    XCTAssertEqual(e.after.objects.count, e.before.objects.count + 1)
+                case .remove:
+                    XCTAssertEqual(e.after.objects.count, e.before.objects.count - 1)
+                case .recolor, .replace, .move:
+                    XCTAssertEqual(e.after.background, e.before.background)
+                    XCTAssertEqual(e.after.objects.count, e.before.objects.count)
+                    let changed = zip(e.after.objects, e.before.objects).filter { $0 != $1 }
+                    XCTAssertEqual(changed.count, 1, "\(e.type) changes one object")
+                }
+            }
+        }
+        XCTAssertEqual(types, Set(EditType.allCases), "every edit type occurs")
+    }
+
+    func testTextsCoverEveryQuestionType() {
+        var types = Set<QuestionType>()
+        for i in 0..<50 {
+            let s = world.sample(.train, i)
+            XCTAssertEqual(s.captions.count, 4)
+            for c in s.captions { for o in s.scene.objects { XCTAssertTrue(c.contains(o.color.rawValue), c) } }
+            for q in s.questions { types.insert(q.type) }
+        }
+        XCTAssertEqual(types, Set(QuestionType.allCases))
+    }
+
+    func testUneditedPixelsIdentical() {
+        // A recolour changes only pixels of the recoloured object.
+        let s = world.sample(.test, 3)
+        guard let e = s.edits.first(where: { $0.type == .recolor }) else { return XCTFail("no recolour edit") }
+        let a = world.image(e.before), b = world.image(e.after)
+        var changed = 0
+        for i in 0..<(a.width * a.height) where a.pixels[(3 * i)..<(3 * i + 3)] != b.pixels[(3 * i)..<(3 * i + 3)] {
+            changed += 1
+        }
+        XCTAssertGreaterThan(changed, 0)
+        XCTAssertLessThan(changed, a.width * a.height / 4)
+    }
+
+    /// The parser's own accuracy on clean and noisy renders (numbers printed for the docs).
+    func testParserAccuracy() {
+        for (name, noise, blur) in [("clean", 0.0, false), ("noisy σ=10", 10.0, false), ("blurred 3×3 + noisy σ=10", 10.0, true)] {
+            var score = ParseScore()
+            var rng = RandomGenerator(seed: 9)
+            for i in 0..<300 {
+                let s = world.sample(.test, i)
+                var img = world.image(s.scene)
+                if blur { img = boxBlur(img) }
+                if noise > 0 {
+                    for j in 0..<img.pixels.count {
+                        let v = Double(img.pixels[j]) + Double(rng.normal()) * noise
+                        img.pixels[j] = UInt8(Swift.min(Swift.max(v.rounded(), 0), 255))
+                    }
+                }
+                score.add(parsed: SceneParser.parse(img), truth: s.scene)
+            }
+            print("parser \(name): \(score.summary)")
+            XCTAssertGreaterThan(score.rate(score.found), 0.97, name)
+            XCTAssertGreaterThan(score.rate(score.shape), 0.9, name)
+            XCTAssertGreaterThan(score.rate(score.size), 0.9, name)
+            XCTAssertGreaterThan(score.rate(score.position), 0.95, name)
+        }
+    }
+
+    func boxBlur(_ img: RGBImage) -> RGBImage {
+        var out = img
+        for y in 0..<img.height {
+            for x in 0..<img.width {
+                for c in 0..<3 {
+                    var sum = 0, n = 0
+                    for dy in -1...1 {
+                        for dx in -1...1 {
+                            let xx = x + dx, yy = y + dy
+                            guard xx >= 0, yy >= 0, xx < img.width, yy < img.height else { continue }
+                            sum += Int(img.pixels[(yy * img.width + xx) * 3 + c])
+                            n += 1
+                        }
+                    }
+                    out.pixels[(y * img.width + x) * 3 + c] = UInt8(sum / n)
+                }
+            }
+        }
+        return out
+    }
+}

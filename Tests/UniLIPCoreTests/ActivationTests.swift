@@ -1,0 +1,56 @@
+import UniLIPCore
+import UniLIPTestSupport
+import XCTest
+
+final class ActivationTests: XCTestCase {
+    func testGoldenValues() throws {
+        let f = try Fixtures("activation")
+        f.check("relu") { $0[0].relu() }
+        f.check("leaky_relu") { $0[0].leakyRelu(0.2) }
+        f.check("leaky_relu_default") { $0[0].leakyRelu() }
+        f.check("silu") { $0[0].silu() }
+        f.check("gelu") { $0[0].gelu() }
+        f.check("gelu_tanh") { $0[0].gelu(tanhApproximation: true) }
+        f.check("sigmoid") { $0[0].sigmoid() }
+        f.check("tanh") { $0[0].tanh() }
+        f.check("silu_extremes") { $0[0].silu() }
+        f.check("gelu_extremes") { $0[0].gelu() }
+        f.check("gelu_tanh_extremes") { $0[0].gelu(tanhApproximation: true) }
+        f.check("sigmoid_extremes") { $0[0].sigmoid() }
+        f.check("tanh_extremes") { $0[0].tanh() }
+    }
+
+    func testFiniteDifferences() {
+        // Inputs kept away from the kinks of relu/leaky relu.
+        let x = randn(3, 7, scale: 2)
+        for i in 0..<x.count where Swift.abs(x.pointer[i]) < 0.05 { x.pointer[i] = 0.5 }
+        checkGradients([x.copy()]) { $0[0].relu() }
+        checkGradients([x.copy()]) { $0[0].leakyRelu(0.1) }
+        checkGradients([randn(3, 7, scale: 2)]) { $0[0].silu() }
+        checkGradients([randn(3, 7, scale: 2)]) { $0[0].gelu() }
+        checkGradients([randn(3, 7, scale: 2)]) { $0[0].gelu(tanhApproximation: true) }
+        checkGradients([randn(3, 7, scale: 2)]) { $0[0].sigmoid() }
+        checkGradients([randn(3, 7, scale: 2)]) { $0[0].tanh() }
+    }
+
+    func testLargeTensorsUseSeveralChunks() {
+        // Big enough for the parallel path; compared element-wise with the scalar formula.
+        let x = randn(70_001, scale: 4)
+        let y = x.gelu()
+        var worst: Float = 0
+        for i in 0..<x.count {
+            let v = x.pointer[i]
+            let expected = Float(0.5 * Double(v) * (1 + erf(Double(v) / 2.0.squareRoot())))
+            worst = max(worst, abs(y.pointer[i] - expected))
+        }
+        XCTAssertLessThan(worst, 1e-5)
+        let s = x.sigmoid()
+        XCTAssertTrue(s.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+    }
+
+    func testNoGraphWhenInputNeedsNoGradient() {
+        let y = randn(4).relu()
+        XCTAssertFalse(y.requiresGrad)
+        XCTAssertTrue(y.isLeaf)
+    }
+}

@@ -1,0 +1,123 @@
+@testable import UniLIPCore
+import UniLIPTestSupport
+import XCTest
+
+final class AttentionTests: XCTestCase {
+    override func tearDown() { Tensor.attentionBackend = .auto }
+
+    typealias Backend = Tensor.AttentionBackend
+    let backends: [Backend] = [.auto, .blas, .simd]
+
+    func testGoldenValues() throws {
+        let f = try Fixtures("attention")
+        for backend in backends {
+            Tensor.attentionBackend = backend
+            f.check("sdpa_basic") { Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2]) }
+            f.check("sdpa_causal") { Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], causal: true) }
+            f.check("sdpa_mask_grad") { Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: $0[3]) }
+            f.check("sdpa_mask_full") { Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: $0[3]) }
+            f.check("sdpa_gqa_scale") {
+                Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], scale: 0.3)
+            }
+            f.check("sdpa_causal_kv") { Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], causal: true) }
+            f.check("sdpa_padding_causal") {
+                Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], causal: true, keyPadding: $0[3])
+            }
+            f.check("sdpa_padding_mask") {
+                Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: $0[3], keyPadding: $0[4])
+            }
+            f.check("sdpa_blocks", atol: 2e-5) {
+                Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], causal: true, scale: 0.2)
+            }
+        }
+    }
+
+    func testFiniteDifferences() {
+        for backend in [Backend.blas, .simd] {
+            Tensor.attentionBackend = backend
+            checkGradients([randn(2, 2, 5, 4), randn(2, 2, 6, 4, seed: 2), randn(2, 2, 6, 3, seed: 3)]) {
+                Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2])
+            }
+            // GQA, causal, additive broadcast mask (with gradient) and key padding.
+            let pad = Tensor([1, 1, 0, 1, 1, 1, 1, 1, 1, 0], shape: [2, 5])
+            checkGradients([randn(2, 4, 5, 4), randn(2, 2, 5, 4, seed: 2), randn(2, 2, 5, 4, seed: 3),
+                            randn(1, 5, 5, seed: 4)]) {
+                Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], mask: $0[3], causal: true,
+                                                 keyPadding: pad)
+            }
+            // Several query blocks and ragged SIMD tails.
+            checkGradients([randn(1, 1, 67, 9, scale: 0.5), randn(1, 1, 19, 9, seed: 2, scale: 0.5),
+                            randn(1, 1, 19, 17, seed: 3)], maxProbes: 24) {
+                Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], causal: true)
+            }
+        }
+    }
+
+    func testFullyMaskedRowsGiveZerosNotNaN() {
+        let q = randn(1, 2, 4, 8, seed: 1), k = randn(1, 2, 4, 8, seed: 2), v = randn(1, 2, 4, 8, seed: 3)
+        for p in [q, k, v] { p.requiresGrad = true }
+        let pad = Tensor([0, 0, 0, 0], shape: [1, 4])
+        for backend in [Backend.blas, .simd] {
+            Tensor.attentionBackend = backend
+            for p in [q, k, v] { p.zeroGrad() }
+            let y = Tensor.scaledDotProductAttention(q: q, k: k, v: v, keyPadding: pad)
+            XCTAssertEqual(y.scalars, [Float](repeating: 0, count: y.count))
+            y.sum().backward()
+            for p in [q, k, v] {
+                XCTAssertEqual(p.grad?.scalars, [Float](repeating: 0, count: p.count), "\(backend)")
+            }
+        }
+    }
+
+    func testBackendsAgreeOnLargerShapes() {
+        let q = randn(2, 4, 130, 64, seed: 1), k = randn(2, 2, 141, 64, seed: 2), v = randn(2, 2, 141, 40, seed: 3)
+        let gy = randn(2, 4, 130, 40, seed: 4)
+        var results: [[Tensor]] = []
+        for backend in [Backend.blas, .simd] {
+            Tensor.attentionBackend = backend
+            for p in [q, k, v] { p.requiresGrad = true; p.zeroGrad() }
+            let y = Tensor.scaledDotProductAttention(q: q, k: k, v: v, causal: true)
+            y.backward(gy)
+            results.append([y.detached()] + [q, k, v].compactMap(\.grad))
+        }
+        XCTAssertEqual(results[1].count, 4)
+        for (a, b) in zip(results[0], results[1]) { assertClose(a, b, atol: 1e-4, rtol: 1e-3) }
+    }
+
+    func testSoftmaxExpKernelAccuracy() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let lanes = SIMD8<Float>((0..<8).map { x + Float($0) * 0.0137 })
+            let e = HeadKernels.exp8(lanes)
+            for i in 0..<8 {
+                let ref = Foundation.exp(Double(lanes[i]))
+                worst = max(worst, Float(Swift.abs(Double(e[i]) - ref) / ref))
+            }
+            x += 0.11
+        }
+        XCTAssertLessThan(worst, 5e-7)
+        let masked = HeadKernels.exp8(SIMD8(repeating: -.infinity))
+        XCTAssertEqual(masked, SIMD8(repeating: 0))
+    }
+
+    func testSmallGemmMatchesNaive() {
+        // Transposed and plain A, ragged sizes, beta accumulation.
+        for (m, n, k) in [(7, 37, 5), (4, 16, 3), (9, 8, 11), (1, 3, 2)] {
+            for transA in [false, true] {
+                let a = randn(m * k, seed: 1), b = randn(k * n, seed: 2), c = randn(m * n, seed: 3)
+                let expect = c.copy()
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var s: Float = 0
+                        for p in 0..<k { s += (transA ? a.pointer[p * m + i] : a.pointer[i * k + p]) * b.pointer[p * n + j] }
+                        expect.pointer[i * n + j] = 0.5 * s + 2 * c.pointer[i * n + j]
+                    }
+                }
+                HeadKernels.mm(blas: false, transA: transA, m: m, n: n, k: k, alpha: 0.5, a: a.pointer,
+                               lda: transA ? m : k, b: b.pointer, ldb: n, beta: 2, c: c.pointer, ldc: n)
+                assertClose(c, expect, atol: 1e-5, "gemm \(m)x\(n)x\(k) transA \(transA)")
+            }
+        }
+    }
+}
