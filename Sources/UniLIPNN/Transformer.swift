@@ -1,0 +1,66 @@
+import Foundation
+import UniLIPCore
+
+/// Multi-head self-attention with a fused qkv projection (timm's `Attention` naming:
+/// `qkv`, `proj`). Input and output [B, N, C].
+public final class SelfAttention: Module, UnaryLayer {
+    public let heads: Int
+    public let qkv: Linear
+    public let proj: Linear
+
+    public init(dim: Int, heads: Int, qkvBias: Bool = true, rng: inout RandomGenerator) {
+        precondition(heads > 0 && dim % heads == 0, "SelfAttention: dim \(dim) not divisible by \(heads) heads")
+        self.heads = heads
+        qkv = Linear(dim, 3 * dim, bias: qkvBias, rng: &rng)
+        proj = Linear(dim, dim, rng: &rng)
+        super.init()
+        child("qkv", qkv)
+        child("proj", proj)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { self(x, mask: nil) }
+
+    /// `mask` is added to the attention logits (broadcast to [B, H, N, N]); `keyPadding` is
+    /// [B, N] with 1 for kept and 0 for padded tokens.
+    public func callAsFunction(_ x: Tensor, mask: Tensor?, causal: Bool = false, keyPadding: Tensor? = nil) -> Tensor {
+        precondition(x.rank == 3, "SelfAttention: input must be [B, N, C], got \(x.shape)")
+        let b = x.shape[0], n = x.shape[1], c = x.shape[2]
+        let d = c / heads
+        // [B, N, 3, H, D] → [3, B, H, N, D]
+        let packed = qkv(x).reshaped([b, n, 3, heads, d]).permuted([2, 0, 3, 1, 4])
+        func part(_ i: Int) -> Tensor {
+            packed.sliced(axis: 0, start: i, end: i + 1, step: 1).reshaped([b, heads, n, d])
+        }
+        let out = Tensor.scaledDotProductAttention(q: part(0), k: part(1), v: part(2), mask: mask,
+                                                   causal: causal, keyPadding: keyPadding,
+                                                   scale: 1 / Float(d).squareRoot())
+        return proj(out.transposed(1, 2).reshaped([b, n, c]))
+    }
+}
+
+/// Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)) (timm's `Block`
+/// naming: `norm1`, `attn`, `norm2`, `mlp.fc1`, `mlp.fc2`).
+public final class TransformerBlock: Module, UnaryLayer {
+    public let norm1: LayerNorm
+    public let attn: SelfAttention
+    public let norm2: LayerNorm
+    public let mlp: MLP
+
+    public init(dim: Int, heads: Int, mlpRatio: Float = 4, qkvBias: Bool = true, eps: Float = 1e-6,
+                activation: Activation = .gelu, rng: inout RandomGenerator) {
+        norm1 = LayerNorm(dim, eps: eps)
+        attn = SelfAttention(dim: dim, heads: heads, qkvBias: qkvBias, rng: &rng)
+        norm2 = LayerNorm(dim, eps: eps)
+        mlp = MLP(dim, hidden: Int(Float(dim) * mlpRatio), activation: activation, rng: &rng)
+        super.init()
+        child("norm1", norm1)
+        child("attn", attn)
+        child("norm2", norm2)
+        child("mlp", mlp)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = x + attn(norm1(x))
+        return h + mlp(norm2(h))
+    }
+}
