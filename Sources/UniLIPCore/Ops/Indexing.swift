@@ -169,24 +169,28 @@ extension Tensor {
     }
 
     /// Sets elements where `mask != 0` to `value`; the mask broadcasts (and may broadcast self).
+    /// Both operands are read through broadcast strides, so a small mask is never expanded.
     public func maskedFill(_ mask: Tensor, _ value: Float) -> Tensor {
         let shape = Shape.broadcast(self.shape, mask.shape)
-        let m = Tensor.broadcastCopy(mask, shape), x = Tensor.broadcastCopy(self, shape)
+        let sx = Shape.broadcastStrides(self.shape, to: shape)
+        let sm = Shape.broadcastStrides(mask.shape, to: shape)
+        let inner = shape.last ?? 1, ix = sx.last ?? 0, im = sm.last ?? 0
         let out = Tensor(uninitialized: shape)
-        let pm = m.pointer, px = x.pointer, po = out.pointer
-        withExtendedLifetime((m, x)) {
-            Parallel.forRange(out.count, grain: Kernels.grain) { r in
-                for i in r { po[i] = pm[i] != 0 ? value : px[i] }
-            }
+        let pm = mask.pointer, px = pointer, po = out.pointer
+        Kernels.forEachRow(shape, sx, sm) { row, ox, om in
+            let o = po + row * inner
+            for j in 0..<inner { o[j] = pm[om + j * im] != 0 ? value : px[ox + j * ix] }
         }
         let source = self.shape
+        let m = mask.detached()
         return out.recording("masked_fill", [self, mask]) { g in
             let t = Tensor(uninitialized: shape)
-            let pt = t.pointer, gp = g.pointer
-            Parallel.forRange(t.count, grain: Kernels.grain) { r in
-                for i in r { pt[i] = pm[i] != 0 ? 0 : gp[i] }
+            let pt = t.pointer, gp = g.pointer, pm = m.pointer
+            let contiguous = Shape.strides(shape)
+            Kernels.forEachRow(shape, contiguous, sm) { row, og, om in
+                let d = pt + row * inner, s = gp + og
+                for j in 0..<inner { d[j] = pm[om + j * im] != 0 ? 0 : s[j] }
             }
-            _ = m
             return [t.sumTo(source), nil]
         }
     }
