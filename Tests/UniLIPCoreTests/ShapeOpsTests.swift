@@ -95,6 +95,8 @@ final class ShapeOpsTests: XCTestCase {
         XCTAssertEqual(x.unsqueezed(2).shape, [2, 3, 1])
         XCTAssertEqual(x.unsqueezed(-1).shape, [2, 3, 1])
         XCTAssertEqual(x.permuted([0, 1]).scalars, x.scalars)
+        XCTAssertFalse(x.permuted([0, 1]).storage === x.storage, "permute always copies")
+        XCTAssertFalse(x.padded([0, 0], mode: .reflect).storage === x.storage, "pad always copies")
         XCTAssertEqual(x.padded([1, 1], mode: .reflect).scalars, [1, 0, 1, 2, 1, 4, 3, 4, 5, 4])
         XCTAssertEqual(x.padded([0, 0, 1, 0], value: 9).scalars, [9, 9, 9, 0, 1, 2, 3, 4, 5])
         XCTAssertEqual(x.repeated([1, 2]).scalars, [0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5])

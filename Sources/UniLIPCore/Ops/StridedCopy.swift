@@ -51,7 +51,7 @@ extension Kernels {
         }
 
         let inner = dims[rank - 1], sIn = ss[rank - 1], dIn = ds[rank - 1]
-        let rows = dims.count == 1 ? 1 : dims[..<(rank - 1)].reduce(1, *)
+        let rows = dims[..<(rank - 1)].reduce(1, *)
         let outerRank = rank - 1
         Parallel.forRange(rows, grain: Swift.max(1, grain / inner)) { r in
             // Odometer over the outer axes, started at the chunk's first row.
