@@ -153,7 +153,11 @@ enum RowMath {
         var i = 0
         if n >= 8 {
             var acc = V(repeating: -.infinity)
-            while i + 8 <= n { acc = pointwiseMax(acc, load(x + i)); i += 8 }
+            while i + 8 <= n {
+                let v = load(x + i)
+                acc.replace(with: v, where: v .> acc)
+                i += 8
+            }
             m = acc.max()
         }
         while i < n { m = Swift.max(m, x[i]); i += 1 }
