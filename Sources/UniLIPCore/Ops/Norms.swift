@@ -2,7 +2,8 @@ import Foundation
 
 // Normalisation layers. Each forward pass computes per-row statistics in one sweep (Float
 // accumulation in SIMD lanes, shifted by the row's first value so a large mean does not cancel
-// the variance) and saves mean/rstd; the backward pass reuses them in one fused sweep per row.
+// the variance) and saves mean/rstd; the backward pass reuses them row by row while the row is
+// still in cache, so every tensor is streamed from memory once per pass.
 
 /// SIMD row reductions shared by the norms and softmax.
 enum RowMath {
