@@ -124,7 +124,10 @@ public enum VectorMath {
     /// Inputs are clamped to [−87.3, 88.3], so the result is never 0 or ∞; NaN stays NaN.
     @inline(__always)
     public static func exp(_ x: V) -> V {
-        let xc = pointwiseMin(pointwiseMax(x, V(repeating: -87.3)), V(repeating: 88.3))
+        // pointwiseMin/Max are not inlined; lane-wise selects are.
+        let lo = V(repeating: -87.3), hi = V(repeating: 88.3)
+        var xc = x.replacing(with: lo, where: x .< lo)
+        xc.replace(with: hi, where: xc .> hi)
         // Round x·log2(e) to an integer n with the 1.5·2^23 trick; t's low bits then hold n.
         let magic = V(repeating: 12_582_912)
         let tn = xc * V(repeating: 1.442_695_04) + magic
@@ -148,7 +151,8 @@ public enum VectorMath {
     /// formula PyTorch's vectorised CPU kernels use.
     @inline(__always)
     public static func erf(_ x: V) -> V {
-        let a = pointwiseMin(x.replacing(with: -x, where: x .< 0), V(repeating: 10))
+        var a = x.replacing(with: -x, where: x .< 0)
+        a.replace(with: V(repeating: 10), where: a .> 10)
         let t = V(repeating: 1) / V(repeating: 1).addingProduct(V(repeating: 0.327_591_1), a)
         var p = V(repeating: 1.061_405_429)
         p = V(repeating: -1.453_152_027).addingProduct(p, t)

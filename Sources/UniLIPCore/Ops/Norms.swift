@@ -2,7 +2,8 @@ import Foundation
 
 // Normalisation layers. Each forward pass computes per-row statistics in one sweep (Float
 // accumulation in SIMD lanes, shifted by the row's first value so a large mean does not cancel
-// the variance) and saves mean/rstd; the backward pass reuses them in one fused sweep per row.
+// the variance) and saves mean/rstd; the backward pass reuses them row by row while the row is
+// still in cache, so every tensor is streamed from memory once per pass.
 
 /// SIMD row reductions shared by the norms and softmax.
 enum RowMath {
@@ -153,7 +154,11 @@ enum RowMath {
         var i = 0
         if n >= 8 {
             var acc = V(repeating: -.infinity)
-            while i + 8 <= n { acc = pointwiseMax(acc, load(x + i)); i += 8 }
+            while i + 8 <= n {
+                let v = load(x + i)
+                acc.replace(with: v, where: v .> acc)
+                i += 8
+            }
             m = acc.max()
         }
         while i < n { m = Swift.max(m, x[i]); i += 1 }

@@ -48,10 +48,18 @@ enum SoftmaxKernel {
                     }
                     for k in 0..<n {
                         let xs = x + base + k * inner, ys = y + base + k * inner
-                        for i in 0..<len {
+                        var i = 0
+                        while i + 8 <= len {
+                            let e = VectorMath.exp(RowMath.load(xs + i) - RowMath.load(mx + i))
+                            RowMath.store(e, ys + i)
+                            RowMath.store(RowMath.load(sm + i) + e, sm + i)
+                            i += 8
+                        }
+                        while i < len {
                             let e = Foundation.exp(xs[i] - mx[i])
                             ys[i] = e
                             sm[i] += e
+                            i += 1
                         }
                     }
                     if log {
@@ -143,7 +151,13 @@ enum SoftmaxKernel {
                     for k in 0..<n {
                         let gs = g + base + k * inner, ys = y + base + k * inner, out = gx + base + k * inner
                         if log {
-                            for i in 0..<len { out[i] = gs[i] - Foundation.exp(ys[i]) * sm[i] }
+                            var i = 0
+                            while i + 8 <= len {
+                                let e = VectorMath.exp(RowMath.load(ys + i))
+                                RowMath.store(RowMath.load(gs + i) - e * RowMath.load(sm + i), out + i)
+                                i += 8
+                            }
+                            while i < len { out[i] = gs[i] - Foundation.exp(ys[i]) * sm[i]; i += 1 }
                         } else {
                             for i in 0..<len { out[i] = ys[i] * (gs[i] - sm[i]) }
                         }
