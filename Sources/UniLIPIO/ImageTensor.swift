@@ -70,3 +70,48 @@ extension Image {
         return (m, s)
     }
 }
+
+// MARK: Resizing
+
+extension Image {
+    /// Resampling filters for `resized(width:height:filter:)`.
+    public enum ResizeFilter: Sendable {
+        case bilinear, bicubic
+    }
+
+    /// The image resampled to `width` × `height`: the 0…255 values go through
+    /// `F.interpolate(size, mode, align_corners=False, antialias=True)`, then are rounded and
+    /// clamped. When shrinking, the filter widens with the scale (antialiasing, as Pillow and
+    /// torchvision's resize); bicubic then uses Keys' a = −0.5.
+    public func resized(width newWidth: Int, height newHeight: Int, filter: ResizeFilter = .bilinear) -> Image {
+        precondition(newWidth > 0 && newHeight > 0, "resize to \(newWidth)×\(newHeight): size must be positive")
+        if newWidth == width && newHeight == height { return self }
+        let c = channels, hw = width * height
+        let input = Tensor(uninitialized: [1, c, height, width])
+        pixels.withUnsafeBufferPointer { src in
+            let src = src.baseAddress!
+            for ch in 0..<c {
+                let plane = input.pointer + ch * hw
+                for i in 0..<hw { plane[i] = Float(src[i * c + ch]) }
+            }
+        }
+        let mode: InterpolationMode = filter == .bilinear ? .bilinear : .bicubic
+        let out = withNoGrad {
+            input.interpolate(size: (newHeight, newWidth), mode: mode, alignCorners: false, antialias: true)
+        }
+        let ohw = newWidth * newHeight
+        var result = [UInt8](repeating: 0, count: ohw * c)
+        result.withUnsafeMutableBufferPointer { dst in
+            let dst = dst.baseAddress!
+            for ch in 0..<c {
+                let plane = out.pointer + ch * ohw
+                for i in 0..<ohw {
+                    // Bicubic overshoots: clamp before rounding.
+                    let v = plane[i]
+                    dst[i * c + ch] = UInt8((v > 0 ? (v < 255 ? v : 255) : 0) + 0.5)
+                }
+            }
+        }
+        return Image(width: newWidth, height: newHeight, channels: c, pixels: result)
+    }
+}
