@@ -31,7 +31,7 @@ extension Tensor {
                               n: Int, c: Int, h: Int, w: Int, r: Int, shuffle: Bool) {
         let rows = n * c * h * r
         let rowLength = w * r
-        Parallel.forRange(rows, grain: max(1, Kernels.grain / max(rowLength, 1))) { range in
+        Parallel.forRange(rows, grain: Swift.max(1, Kernels.grain / Swift.max(rowLength, 1))) { range in
             for row in range {
                 let y = row % (h * r), plane = row / (h * r)  // plane = n·C + c
                 let hh = y / r, i = y - hh * r
