@@ -37,6 +37,7 @@ extension Image {
                      "Image(tensor:) needs [1, C, H, W] or [C, H, W], got \(tensor.shape)")
         let c = tensor.size(-3), h = tensor.size(-2), w = tensor.size(-1)
         precondition([1, 3, 4].contains(c), "Image(tensor:) needs 1, 3 or 4 channels, got \(c)")
+        precondition(h > 0 && w > 0, "Image(tensor:) needs a nonempty image, got \(tensor.shape)")
         let (m, s) = Image.channelParameters(mean: mean, std: std, channels: c)
         let hw = h * w
         var pixels = [UInt8](repeating: 0, count: hw * c)
