@@ -37,6 +37,7 @@ extension Image {
                      "Image(tensor:) needs [1, C, H, W] or [C, H, W], got \(tensor.shape)")
         let c = tensor.size(-3), h = tensor.size(-2), w = tensor.size(-1)
         precondition([1, 3, 4].contains(c), "Image(tensor:) needs 1, 3 or 4 channels, got \(c)")
+        precondition(h > 0 && w > 0, "Image(tensor:) needs a nonempty image, got \(tensor.shape)")
         let (m, s) = Image.channelParameters(mean: mean, std: std, channels: c)
         let hw = h * w
         var pixels = [UInt8](repeating: 0, count: hw * c)
@@ -68,5 +69,50 @@ extension Image {
         let m = mean.count == 1 ? [Float](repeating: mean[0], count: channels) : mean
         let s = std.count == 1 ? [Float](repeating: std[0], count: channels) : std
         return (m, s)
+    }
+}
+
+// MARK: Resizing
+
+extension Image {
+    /// Resampling filters for `resized(width:height:filter:)`.
+    public enum ResizeFilter: Sendable {
+        case bilinear, bicubic
+    }
+
+    /// The image resampled to `width` × `height`: the 0…255 values go through
+    /// `F.interpolate(size, mode, align_corners=False, antialias=True)`, then are rounded and
+    /// clamped. When shrinking, the filter widens with the scale (antialiasing, as Pillow and
+    /// torchvision's resize); bicubic then uses Keys' a = −0.5.
+    public func resized(width newWidth: Int, height newHeight: Int, filter: ResizeFilter = .bilinear) -> Image {
+        precondition(newWidth > 0 && newHeight > 0, "resize to \(newWidth)×\(newHeight): size must be positive")
+        if newWidth == width && newHeight == height { return self }
+        let c = channels, hw = width * height
+        let input = Tensor(uninitialized: [1, c, height, width])
+        pixels.withUnsafeBufferPointer { src in
+            let src = src.baseAddress!
+            for ch in 0..<c {
+                let plane = input.pointer + ch * hw
+                for i in 0..<hw { plane[i] = Float(src[i * c + ch]) }
+            }
+        }
+        let mode: InterpolationMode = filter == .bilinear ? .bilinear : .bicubic
+        let out = withNoGrad {
+            input.interpolate(size: (newHeight, newWidth), mode: mode, alignCorners: false, antialias: true)
+        }
+        let ohw = newWidth * newHeight
+        var result = [UInt8](repeating: 0, count: ohw * c)
+        result.withUnsafeMutableBufferPointer { dst in
+            let dst = dst.baseAddress!
+            for ch in 0..<c {
+                let plane = out.pointer + ch * ohw
+                for i in 0..<ohw {
+                    // Bicubic overshoots: clamp before rounding.
+                    let v = plane[i]
+                    dst[i * c + ch] = UInt8((v > 0 ? (v < 255 ? v : 255) : 0) + 0.5)
+                }
+            }
+        }
+        return Image(width: newWidth, height: newHeight, channels: c, pixels: result)
     }
 }

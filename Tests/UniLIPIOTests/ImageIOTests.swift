@@ -13,7 +13,7 @@ final class ImageIOTests: XCTestCase {
 
     /// Expected pixels [H, W, C] stored by the fixture script.
     func expected(_ name: String, _ fx: Fixtures) -> (Int, Int, Int, [UInt8]) {
-        let t = fx["file.\(name)"]
+        let t = fx[name.hasPrefix("resize.") ? name : "file.\(name)"]
         return (t.shape[0], t.shape[1], t.shape[2], t.scalars.map { UInt8($0) })
     }
 
@@ -223,5 +223,25 @@ final class ImageIOTests: XCTestCase {
         let big = randomImage(width: 67, height: 45, channels: 4, seed: 9)
         XCTAssertEqual(Image(tensor: big.tensor(mean: [0.1, 0.2, 0.3, 0.4], std: [2, 0.5, 1, 3]),
                              mean: [0.1, 0.2, 0.3, 0.4], std: [2, 0.5, 1, 3]), big)
+    }
+
+    func testResizeMatchesPyTorch() throws {
+        let fx = try Fixtures("images")
+        let src = fx["resize.src"]
+        let img = Image(width: src.shape[1], height: src.shape[0], channels: src.shape[2],
+                        pixels: src.scalars.map { UInt8($0) })
+        for (filter, mode) in [(Image.ResizeFilter.bilinear, "bilinear"), (.bicubic, "bicubic")] {
+            for tag in ["down", "up", "mixed"] {
+                let e = expected("resize.\(mode).\(tag)", fx)
+                let out = img.resized(width: e.1, height: e.0, filter: filter)
+                // Float32 against float64 may flip a rounding tie.
+                assertPixels(out, e, tolerance: 1, "\(mode) \(tag)")
+                let off = zip(out.pixels, e.3).filter { $0 != $1 }.count
+                XCTAssertLessThanOrEqual(off, e.3.count / 50, "\(mode) \(tag): pixels off by one")
+            }
+        }
+        XCTAssertEqual(img.resized(width: img.width, height: img.height), img)
+        let gray = Image(width: 9, height: 7, channels: 1, fill: 77)
+        XCTAssertEqual(gray.resized(width: 4, height: 12, filter: .bicubic), Image(width: 4, height: 12, channels: 1, fill: 77))
     }
 }
