@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "UniLIPPipelines",
                 dependencies: ["UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPText", "UniLIPModels", "ShapesWorld"],
                 swiftSettings: optimized),
-        .target(name: "ShapesWorld", dependencies: ["UniLIPCore"], swiftSettings: optimized),
+        .target(name: "ShapesWorld", dependencies: ["UniLIPCore", "UniLIPIO"], swiftSettings: optimized),
         .executableTarget(
             name: "unilip",
             dependencies: [
@@ -66,7 +66,7 @@ let package = Package(
                     dependencies: ["UniLIPPipelines", "UniLIPModels", "UniLIPText", "ShapesWorld", "UniLIPCore",
                                    "UniLIPNN", "UniLIPIO", "UniLIPTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "ShapesWorldTests", dependencies: ["ShapesWorld", "UniLIPCore"],
+        .testTarget(name: "ShapesWorldTests", dependencies: ["ShapesWorld", "UniLIPCore", "UniLIPIO"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )
