@@ -8,6 +8,11 @@ struct UniLIPCommand: ParsableCommand {
         commandName: "unilip",
         abstract: "UniLIP on the CPU: one CLIP-style encoder for understanding, reconstruction, generation and editing.",
         subcommands: [WorldCommand.self, WeightsCommand.self, BenchCommand.self])
+
+    static func main() {
+        BLASSetup.reexecWithBestKernelsIfNeeded()
+        main(nil)
+    }
 }
 
 /// Options every command shares: threads and logging.
