@@ -166,13 +166,13 @@ enum HeadKernels {
         }
     }
 
-    /// e^x for eight lanes (Cephes-style polynomial, ~1 ulp); exactly 0 below -87.3, so
-    /// masked (-inf) scores give zero weight.
+    /// e^x for eight lanes and x ≤ 88 (Cephes-style polynomial, ~1 ulp). Results below 2⁻¹²⁶
+    /// flush to exactly 0 (x = -88 gives exponent bits 0), so masked (-inf) scores get zero
+    /// weight. One mask, used once: reused SIMD masks compile lane by lane.
     @inline(__always)
     static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let tooSmall = x .< SIMD8(repeating: -87.3)
-        let lo = SIMD8<Float>(repeating: -87.3), hi = SIMD8<Float>(repeating: 88.3)
-        let xc = x.replacing(with: lo, where: tooSmall).replacing(with: hi, where: x .> hi)
+        let lo = SIMD8<Float>(repeating: -88)
+        let xc = x.replacing(with: lo, where: x .< lo)
         // Round x·log2(e) to the nearest integer with the 1.5·2²³ trick.
         let magic = SIMD8<Float>(repeating: 12_582_912)
         let shifted = xc * 1.442_695_04 + magic
@@ -188,7 +188,7 @@ enum HeadKernels {
         let y = (r + 1).addingProduct(p, r2)
         let bits = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
         let pow2 = unsafeBitCast((bits &+ 127) &<< 23, to: SIMD8<Float>.self)
-        return (y * pow2).replacing(with: 0, where: tooSmall)
+        return y * pow2
     }
 }
 
@@ -348,7 +348,7 @@ struct AttentionGeometry {
         var mv = SIMD8<Float>(repeating: -.infinity)
         while j + 8 <= lk {
             let x = HeadKernels.load8(s + j)
-            mv.replace(with: x, where: x .> mv)
+            mv.replace(with: x, where: mv .< x)
             j += 8
         }
         var m = mv.max()
