@@ -193,7 +193,8 @@ enum HeadKernels {
 }
 
 extension Tensor {
-    /// Kernel choice for attention; `auto` picks by size. Tests force each path.
+    /// Kernel choice for attention: BLAS per head sequentially, or SIMD kernels in a parallel
+    /// loop over (batch, kv head); `auto` picks by size. Tests force each path.
     enum AttentionBackend { case auto, blas, simd }
     nonisolated(unsafe) static var attentionBackend: AttentionBackend = .auto
 
@@ -212,7 +213,12 @@ extension Tensor {
     /// - keyPadding: [B, Lk], 1 = keep, 0 = padded key.
     /// - scale: defaults to 1/√D.
     ///
-    /// A query row whose keys are all masked gives a zero output and zero gradients.
+    /// A query row whose keys are all masked gives a zero output and zero gradients (torch's
+    /// SDPA gives NaN there).
+    ///
+    /// Work runs in blocks of 64 query rows; scores never exist beyond one block × Lk per
+    /// worker, and backward recomputes them from the saved per-row log-sum-exp. Only a mask
+    /// that requires a gradient costs a full [B, H, Lq, Lk] buffer (its gradient).
     public static func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor? = nil,
                                                  causal: Bool = false, keyPadding: Tensor? = nil,
                                                  scale: Float? = nil) -> Tensor {
@@ -226,7 +232,6 @@ extension Tensor {
         precondition(hkv > 0 && h % hkv == 0, "attention: \(h) query heads not a multiple of \(hkv) key heads")
         if let mask {
             precondition(mask.rank <= 4, "attention: mask rank \(mask.rank) > 4")
-            _ = Shape.broadcast(mask.shape, [b, h, lq, lk])
             precondition(Shape.broadcast(mask.shape, [b, h, lq, lk]) == [b, h, lq, lk],
                          "attention: mask \(mask.shape) does not broadcast to \([b, h, lq, lk])")
         }
