@@ -306,7 +306,7 @@ public final class Qwen2ForCausalLM: Module {
 
 extension Tensor {
     /// silu(gate) ⊙ up in one pass (the SwiGLU of Qwen2's MLP); same shapes in and out.
-    static func swiGLU(gate: Tensor, up: Tensor) -> Tensor {
+    public static func swiGLU(gate: Tensor, up: Tensor) -> Tensor {
         precondition(gate.shape == up.shape, "swiGLU: gate \(gate.shape) vs up \(up.shape)")
         let n = gate.count
         let out = Tensor(uninitialized: gate.shape)
