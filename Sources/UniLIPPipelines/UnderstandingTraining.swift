@@ -24,7 +24,7 @@ public enum UnderstandingTraining {
                                     progress: (TrainingProgress) -> Bool = { _ in true }) throws {
         let groups = ParameterGroup.decaySplit(model.namedParameters(), lr: schedule.learningRate,
                                                weightDecay: schedule.weightDecay)
-        let loop = TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
+        let loop = try TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
         loop.checkpointInfo = info
         try loop.resume()
         let data = UnderstandingData(world: world, split: .train)
@@ -46,7 +46,7 @@ public enum UnderstandingTraining {
         model.vision.freeze()
         let trainable = model.namedParameters().filter { $0.1.requiresGrad }
         let groups = ParameterGroup.decaySplit(trainable, lr: schedule.learningRate, weightDecay: schedule.weightDecay)
-        let loop = TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
+        let loop = try TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
         loop.checkpointInfo = info
         try loop.resume()
         let data = UnderstandingData(world: world, split: .train)
