@@ -3,8 +3,8 @@ import Foundation
 
 /// OpenBLAS kernel selection. Debian's OpenBLAS picks its kernels when the library loads; on
 /// CPUs it does not recognise (some virtualised Xeons report a generic model) it falls back to
-/// the SSE3 "Prescott" kernels, 4–5× slower. `OPENBLAS_CORETYPE` overrides the choice, but only
-/// when set before the library loads, so the command-line tool re-executes itself with it set.
+/// the SSE3 "Prescott" kernels, 4–5× slower. Before the first BLAS call we set
+/// `OPENBLAS_CORETYPE` from the CPU's flags and ask OpenBLAS to detect its kernels again.
 public enum BLASCore {
     /// The kernel family OpenBLAS chose ("Haswell", "SkylakeX", "Prescott", …).
     public static var coreName: String {
@@ -30,4 +30,16 @@ public enum BLASCore {
         guard generic.contains(coreName), let better = recommendedCoreType() else { return nil }
         return better
     }
+
+    /// Switches OpenBLAS to the kernels this CPU supports when it fell back to generic ones.
+    /// Must run before any BLAS call is in flight; `BLAS.sgemm` calls it once, first.
+    static func selectBestKernels() { _ = selected }
+
+    private static let selected: Bool = {
+        guard let core = neededOverride() else { return false }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        gotoblas_dynamic_quit()
+        gotoblas_dynamic_init()
+        return true
+    }()
 }

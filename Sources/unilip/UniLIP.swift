@@ -10,10 +10,6 @@ struct UniLIPCommand: ParsableCommand {
         subcommands: [AskCommand.self, DescribeCommand.self, EvalCommand.self, TrainCommand.self, WorldCommand.self,
                       WeightsCommand.self, BenchCommand.self])
 
-    static func main() {
-        BLASSetup.reexecWithBestKernelsIfNeeded()
-        main(nil)
-    }
 }
 
 /// Options every command shares: threads and logging.
