@@ -15,7 +15,9 @@ let package = Package(
         .library(name: "UniLIPNN", targets: ["UniLIPNN"]),
         .library(name: "UniLIPIO", targets: ["UniLIPIO"]),
         .library(name: "UniLIPText", targets: ["UniLIPText"]),
+        .library(name: "UniLIPModels", targets: ["UniLIPModels"]),
         .library(name: "ShapesWorld", targets: ["ShapesWorld"]),
+        .library(name: "UniLIPPipelines", targets: ["UniLIPPipelines"]),
         .executable(name: "unilip", targets: ["unilip"]),
     ],
     dependencies: [
@@ -34,11 +36,15 @@ let package = Package(
         .target(name: "UniLIPIO", dependencies: ["UniLIPCore", "UniLIPNN", "CPNG", "CTurboJPEG"],
                 swiftSettings: optimized),
         .target(name: "UniLIPText", swiftSettings: optimized),
-        .target(name: "ShapesWorld", dependencies: ["UniLIPCore"], swiftSettings: optimized),
+        .target(name: "UniLIPModels", dependencies: ["UniLIPCore", "UniLIPNN"], swiftSettings: optimized),
+        .target(name: "UniLIPPipelines",
+                dependencies: ["UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPText", "UniLIPModels", "ShapesWorld"],
+                swiftSettings: optimized),
+        .target(name: "ShapesWorld", dependencies: ["UniLIPCore", "UniLIPIO"], swiftSettings: optimized),
         .executableTarget(
             name: "unilip",
             dependencies: [
-                "UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPText", "ShapesWorld",
+                "UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPText", "UniLIPModels", "UniLIPPipelines", "ShapesWorld",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -53,7 +59,14 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "UniLIPTextTests", dependencies: ["UniLIPText", "ShapesWorld"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "ShapesWorldTests", dependencies: ["ShapesWorld", "UniLIPCore"],
+        .testTarget(name: "UniLIPModelsTests",
+                    dependencies: ["UniLIPModels", "UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPTestSupport"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "UniLIPPipelinesTests",
+                    dependencies: ["UniLIPPipelines", "UniLIPModels", "UniLIPText", "ShapesWorld", "UniLIPCore",
+                                   "UniLIPNN", "UniLIPIO", "UniLIPTestSupport"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "ShapesWorldTests", dependencies: ["ShapesWorld", "UniLIPCore", "UniLIPIO"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -1,57 +1,13 @@
 import Foundation
 import UniLIPCore
-
-/// An 8-bit RGB raster, row-major, interleaved.
-public struct RGBImage: Equatable, Sendable {
-    public let width: Int
-    public let height: Int
-    public var pixels: [UInt8]
-
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(pixels.count == width * height * 3, "RGBImage: \(pixels.count) bytes for \(width)×\(height)")
-        self.width = width
-        self.height = height
-        self.pixels = pixels
-    }
-
-    public subscript(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
-        let i = (y * width + x) * 3
-        return (pixels[i], pixels[i + 1], pixels[i + 2])
-    }
-
-    /// [1, 3, H, W] in [0, 1].
-    public func tensor() -> Tensor {
-        let t = Tensor(uninitialized: [1, 3, height, width])
-        let plane = width * height
-        for i in 0..<plane {
-            for c in 0..<3 { t.pointer[c * plane + i] = Float(pixels[i * 3 + c]) / 255 }
-        }
-        return t
-    }
-
-    /// From [1, 3, H, W] or [3, H, W] in [0, 1] (clamped, rounded).
-    public init(tensor: Tensor) {
-        let s = tensor.shape
-        precondition(s.count >= 3 && s[s.count - 3] == 3 && s.count - 3 <= 1 && (s.count == 3 || s[0] == 1),
-                     "RGBImage(tensor:) expects [1,3,H,W] or [3,H,W], got \(s)")
-        let h = s[s.count - 2], w = s[s.count - 1], plane = h * w
-        var px = [UInt8](repeating: 0, count: plane * 3)
-        for i in 0..<plane {
-            for c in 0..<3 {
-                let v = Swift.min(Swift.max(tensor.pointer[c * plane + i], 0), 1)
-                px[i * 3 + c] = UInt8((v * 255).rounded())
-            }
-        }
-        self.init(width: w, height: h, pixels: px)
-    }
-}
+import UniLIPIO
 
 /// Draws scenes. Pure function of the scene and the resolution.
 public enum Renderer {
-    public static func render(_ scene: Scene, size: Int = 64) -> RGBImage {
+    public static func render(_ scene: Scene, size: Int = 64) -> Image {
         var px = background(scene.background, size: size)
         for object in scene.objects { draw(object, into: &px, size: size) }
-        return RGBImage(width: size, height: size, pixels: px)
+        return Image(width: size, height: size, channels: 3, pixels: px)
     }
 
     static func background(_ bg: Background, size: Int) -> [UInt8] {

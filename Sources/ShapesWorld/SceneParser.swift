@@ -1,4 +1,5 @@
 import Foundation
+import UniLIPIO
 
 /// An object recovered from pixels.
 public struct ParsedObject: Equatable, Sendable {
@@ -23,7 +24,8 @@ public enum SceneParser {
     /// Smallest component, as a fraction of the area of the smallest object class.
     public static let minAreaFraction = 0.3
 
-    public static func parse(_ image: RGBImage) -> [ParsedObject] {
+    public static func parse(_ input: Image) -> [ParsedObject] {
+        let image = input.channels == 3 ? input : input.rgb()
         let (w, h) = (image.width, image.height)
         let palette = ObjectColor.allCases
         var label = [Int8](repeating: -1, count: w * h)

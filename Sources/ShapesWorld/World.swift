@@ -1,5 +1,6 @@
 import Foundation
 import UniLIPCore
+import UniLIPIO
 
 /// Dataset splits. Train, validation and test draw from disjoint seed streams and never contain
 /// a held-out (colour, shape) combination; `heldOut` scenes contain at least one.
@@ -67,7 +68,7 @@ public struct ShapesWorld: Sendable {
             edits: Editor.edits(for: scene, allowHeldOut: split == .heldOut, rng: &editRNG))
     }
 
-    public func image(_ scene: Scene) -> RGBImage { Renderer.render(scene, size: resolution) }
+    public func image(_ scene: Scene) -> Image { Renderer.render(scene, size: resolution) }
 
     // MARK: Scene sampling
 

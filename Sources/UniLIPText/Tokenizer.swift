@@ -2,7 +2,7 @@ import Foundation
 
 public struct TokenizerError: Error, CustomStringConvertible {
     public let description: String
-    init(_ message: String) { description = message }
+    public init(_ message: String) { description = message }
 }
 
 /// A byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (the Qwen2 layout:

@@ -7,7 +7,12 @@ struct UniLIPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unilip",
         abstract: "UniLIP on the CPU: one CLIP-style encoder for understanding, reconstruction, generation and editing.",
-        subcommands: [BenchCommand.self])
+        subcommands: [WorldCommand.self, WeightsCommand.self, BenchCommand.self])
+
+    static func main() {
+        BLASSetup.reexecWithBestKernelsIfNeeded()
+        main(nil)
+    }
 }
 
 /// Options every command shares: threads and logging.

@@ -1,5 +1,6 @@
 import ShapesWorld
 import UniLIPCore
+import UniLIPIO
 import XCTest
 
 final class ShapesWorldTests: XCTestCase {
@@ -121,7 +122,7 @@ final class ShapesWorldTests: XCTestCase {
         }
     }
 
-    func boxBlur(_ img: RGBImage) -> RGBImage {
+    func boxBlur(_ img: Image) -> Image {
         var out = img
         for y in 0..<img.height {
             for x in 0..<img.width {

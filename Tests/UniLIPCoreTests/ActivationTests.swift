@@ -1,3 +1,4 @@
+import Foundation
 import UniLIPCore
 import UniLIPTestSupport
 import XCTest
@@ -46,6 +47,34 @@ final class ActivationTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-5)
         let s = x.sigmoid()
         XCTAssertTrue(s.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+    }
+
+    func testVectorExpAndErfAccuracy() {
+        var worstExp = 0.0, worstErf = 0.0
+        var x: Float = -87
+        while x < 88 {
+            var v = SIMD8<Float>()
+            for j in 0..<8 { v[j] = x + Float(j) * 0.0013 }
+            let e = VectorMath.exp(v), f = VectorMath.erf(v * 0.1)
+            for j in 0..<8 {
+                let exact = Foundation.exp(Double(v[j]))
+                worstExp = max(worstExp, abs(Double(e[j]) - exact) / exact)
+                worstErf = max(worstErf, abs(Double(f[j]) - Foundation.erf(Double(v[j] * 0.1))))
+            }
+            x += 0.0107
+        }
+        XCTAssertLessThan(worstExp, 3e-7, "exp relative error")
+        XCTAssertLessThan(worstErf, 1e-6, "erf absolute error")
+        let special = VectorMath.exp(SIMD8<Float>(-1000, 1000, .nan, 0, -.infinity, .infinity, 1, -1))
+        XCTAssertEqual(special[0], 0, accuracy: 1e-37)
+        XCTAssertTrue(special[1] > 1e38 && special[1].isFinite)
+        XCTAssertTrue(special[2].isNaN)
+        XCTAssertEqual(special[3], 1)
+        XCTAssertEqual(special[6], Float(M_E), accuracy: 1e-6)
+        XCTAssertTrue(VectorMath.erf(SIMD8<Float>(repeating: .nan))[0].isNaN)
+        XCTAssertEqual(VectorMath.erf(SIMD8<Float>(repeating: 30))[0], 1)
+        XCTAssertEqual(VectorMath.erf(SIMD8<Float>(repeating: -30))[0], -1)
+        XCTAssertTrue(Tensor([.nan], shape: [1]).sigmoid().item.isNaN, "NaN propagates")
     }
 
     func testNoGraphWhenInputNeedsNoGradient() {

@@ -22,6 +22,8 @@ final class ReduceTests: XCTestCase {
         f.check("var_unbiased") { $0[0].variance(axes: [-1], unbiased: true) }
         f.check("var_unbiased_keep") { $0[0].variance(axes: [1, 2], keepDims: true, unbiased: true) }
         f.check("var_biased_nchw") { $0[0].variance(axes: [0, 2, 3], keepDims: true) }
+        f.check("var_mid") { $0[0].variance(axes: [1]) }
+        f.check("var_long") { $0[0].variance(axes: [-1], unbiased: true) }
         let ties = f.inputs("max_ties")[0]
         XCTAssertEqual(ties.argmax(axis: 1), ints(f["max_ties.argmax"]))
         let x = f.inputs("argmax")[0]
@@ -38,6 +40,8 @@ final class ReduceTests: XCTestCase {
         checkGradients([randn(3, 4)], eps: 1e-3) { $0[0].max() }
         checkGradients([randn(2, 3, 4)]) { $0[0].variance(axes: [0, 2]) }
         checkGradients([randn(3, 5)]) { $0[0].variance(axes: [-1], keepDims: true, unbiased: true) }
+        checkGradients([randn(2, 3, 4)]) { $0[0].variance(axes: [1], unbiased: true) }
+        checkGradients([randn(2, 19)]) { $0[0].variance(axes: [1]) }
     }
 
     func testTiesAndWideRows() {
@@ -56,5 +60,24 @@ final class ReduceTests: XCTestCase {
             XCTAssertEqual(a[i], col.firstIndex(of: col.max() ?? 0))
         }
         XCTAssertEqual(Tensor([1, .nan, 2], shape: [3]).max(axis: 0).item.isNaN, true, "NaN propagates")
+        // Long contiguous rows take the eight-lane path; compare with a plain scan.
+        let rows = randn(5, 37, seed: 4)
+        rows.pointer[2 * 37 + 30] = 9; rows.pointer[2 * 37 + 33] = 9  // tie, in the tail
+        rows.pointer[3 * 37 + 1] = -9; rows.pointer[3 * 37 + 20] = -9
+        rows.pointer[4 * 37 + 12] = .nan
+        let mx = rows.max(axis: -1), mn = rows.min(axis: 1)
+        let amax = rows.argmax(axis: 1)
+        for r in 0..<4 {
+            let row = (0..<37).map { rows.pointer[r * 37 + $0] }
+            XCTAssertEqual(mx.pointer[r], row.max())
+            XCTAssertEqual(mn.pointer[r], row.min())
+            XCTAssertEqual(amax[r], row.firstIndex(of: row.max() ?? 0))
+        }
+        XCTAssertEqual(amax[2], 30, "first of tied maxima")
+        XCTAssertTrue(mx.pointer[4].isNaN && mn.pointer[4].isNaN)
+        XCTAssertEqual(amax[4], 12, "NaN position")
+        let r3 = Tensor(Array(rows.scalars[(3 * 37)..<(4 * 37)]), shape: [37], requiresGrad: true)
+        r3.min(axis: 0).backward()
+        XCTAssertEqual(r3.grad?.scalars.firstIndex(of: 1), 1, "gradient to the first minimum")
     }
 }

@@ -63,6 +63,12 @@ final class ShapeOpsTests: XCTestCase {
         for b in 0..<3 { for i in 0..<37 { for j in 0..<70 {
             XCTAssertEqual(y.pointer[(b * 70 + j) * 37 + i], x.pointer[(b * 37 + i) * 70 + j])
         } } }
+        // Power-of-two sizes, where long strides alias in the cache.
+        let p = randn(64, 128, seed: 5)
+        let pt = p.transposed(0, 1)
+        for i in [0, 1, 31, 32, 63] { for j in [0, 5, 64, 127] {
+            XCTAssertEqual(pt.pointer[j * 64 + i], p.pointer[i * 128 + j])
+        } }
         // Attention layout [B, H, T, D] → [B, H, D, T] and back is the identity.
         let q = randn(2, 3, 33, 16)
         XCTAssertEqual(q.permuted([0, 1, 3, 2]).permuted([0, 1, 3, 2]).scalars, q.scalars)
@@ -89,6 +95,8 @@ final class ShapeOpsTests: XCTestCase {
         XCTAssertEqual(x.unsqueezed(2).shape, [2, 3, 1])
         XCTAssertEqual(x.unsqueezed(-1).shape, [2, 3, 1])
         XCTAssertEqual(x.permuted([0, 1]).scalars, x.scalars)
+        XCTAssertFalse(x.permuted([0, 1]).storage === x.storage, "permute always copies")
+        XCTAssertFalse(x.padded([0, 0], mode: .reflect).storage === x.storage, "pad always copies")
         XCTAssertEqual(x.padded([1, 1], mode: .reflect).scalars, [1, 0, 1, 2, 1, 4, 3, 4, 5, 4])
         XCTAssertEqual(x.padded([0, 0, 1, 0], value: 9).scalars, [9, 9, 9, 0, 1, 2, 3, 4, 5])
         XCTAssertEqual(x.repeated([1, 2]).scalars, [0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5])

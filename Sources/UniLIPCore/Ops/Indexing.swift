@@ -132,61 +132,63 @@ extension Tensor {
     }
 
     /// torch.where(mask != 0, a, b) with broadcasting of all three. The mask takes no gradient.
+    /// Operands are read through broadcast strides: `b` is copied in, then `a` overwrites the
+    /// masked positions.
     public static func select(_ mask: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
         let shape = Shape.broadcast(Shape.broadcast(mask.shape, a.shape), b.shape)
-        let m = broadcastCopy(mask, shape), ea = broadcastCopy(a, shape), eb = broadcastCopy(b, shape)
+        let sm = Shape.broadcastStrides(mask.shape, to: shape)
+        let sa = Shape.broadcastStrides(a.shape, to: shape)
         let out = Tensor(uninitialized: shape)
-        let pm = m.pointer, pa = ea.pointer, pb = eb.pointer, po = out.pointer
-        withExtendedLifetime((m, ea, eb)) {
-            Parallel.forRange(out.count, grain: Kernels.grain) { r in
-                for i in r { po[i] = pm[i] != 0 ? pa[i] : pb[i] }
-            }
+        Kernels.stridedCopy(shape: shape, src: b.pointer, srcStrides: Shape.broadcastStrides(b.shape, to: shape),
+                            dst: out.pointer, dstStrides: Shape.strides(shape))
+        let inner = shape.last ?? 1, im = sm.last ?? 0, ia = sa.last ?? 0
+        let pm = mask.pointer, pa = a.pointer, po = out.pointer
+        Kernels.forEachRow(shape, sm, sa) { row, om, oa in
+            let o = po + row * inner
+            for j in 0..<inner where pm[om + j * im] != 0 { o[j] = pa[oa + j * ia] }
         }
         let wantA = a.requiresGrad, wantB = b.requiresGrad
         let shapeA = a.shape, shapeB = b.shape
+        let m = mask.detached()
         return out.recording("where", [mask, a, b]) { g in
-            let gp = g.pointer
-            var ga: Tensor? = nil, gb: Tensor? = nil
-            if wantA {
+            let contiguous = Shape.strides(shape)
+            // The gradient where the mask is set (`keep` true) or clear, summed back to `target`.
+            func masked(_ keep: Bool, _ target: [Int]) -> Tensor {
                 let t = Tensor(uninitialized: shape)
-                let pt = t.pointer
-                Parallel.forRange(t.count, grain: Kernels.grain) { r in
-                    for i in r { pt[i] = pm[i] != 0 ? gp[i] : 0 }
+                let pt = t.pointer, gp = g.pointer, pm = m.pointer
+                Kernels.forEachRow(shape, contiguous, sm) { row, og, om in
+                    let d = pt + row * inner, s = gp + og
+                    for j in 0..<inner { d[j] = (pm[om + j * im] != 0) == keep ? s[j] : 0 }
                 }
-                ga = t.sumTo(shapeA)
+                return t.sumTo(target)
             }
-            if wantB {
-                let t = Tensor(uninitialized: shape)
-                let pt = t.pointer
-                Parallel.forRange(t.count, grain: Kernels.grain) { r in
-                    for i in r { pt[i] = pm[i] != 0 ? 0 : gp[i] }
-                }
-                gb = t.sumTo(shapeB)
-            }
-            _ = m  // keeps the broadcast mask alive for the pointer above
-            return [nil, ga, gb]
+            return [nil, wantA ? masked(true, shapeA) : nil, wantB ? masked(false, shapeB) : nil]
         }
     }
 
     /// Sets elements where `mask != 0` to `value`; the mask broadcasts (and may broadcast self).
+    /// Both operands are read through broadcast strides, so a small mask is never expanded.
     public func maskedFill(_ mask: Tensor, _ value: Float) -> Tensor {
         let shape = Shape.broadcast(self.shape, mask.shape)
-        let m = Tensor.broadcastCopy(mask, shape), x = Tensor.broadcastCopy(self, shape)
+        let sx = Shape.broadcastStrides(self.shape, to: shape)
+        let sm = Shape.broadcastStrides(mask.shape, to: shape)
+        let inner = shape.last ?? 1, ix = sx.last ?? 0, im = sm.last ?? 0
         let out = Tensor(uninitialized: shape)
-        let pm = m.pointer, px = x.pointer, po = out.pointer
-        withExtendedLifetime((m, x)) {
-            Parallel.forRange(out.count, grain: Kernels.grain) { r in
-                for i in r { po[i] = pm[i] != 0 ? value : px[i] }
-            }
+        let pm = mask.pointer, px = pointer, po = out.pointer
+        Kernels.forEachRow(shape, sx, sm) { row, ox, om in
+            let o = po + row * inner
+            for j in 0..<inner { o[j] = pm[om + j * im] != 0 ? value : px[ox + j * ix] }
         }
         let source = self.shape
+        let m = mask.detached()
         return out.recording("masked_fill", [self, mask]) { g in
             let t = Tensor(uninitialized: shape)
-            let pt = t.pointer, gp = g.pointer
-            Parallel.forRange(t.count, grain: Kernels.grain) { r in
-                for i in r { pt[i] = pm[i] != 0 ? 0 : gp[i] }
+            let pt = t.pointer, gp = g.pointer, pm = m.pointer
+            let contiguous = Shape.strides(shape)
+            Kernels.forEachRow(shape, contiguous, sm) { row, og, om in
+                let d = pt + row * inner, s = gp + og
+                for j in 0..<inner { d[j] = pm[om + j * im] != 0 ? 0 : s[j] }
             }
-            _ = m
             return [t.sumTo(source), nil]
         }
     }
@@ -201,11 +203,5 @@ extension Tensor {
             precondition(id >= 0 && id < vocab, "embedding: id \(id) out of range 0..<\(vocab)")
         }
         return weight.indexSelect(axis: 0, ids).reshaped(shape + [weight.shape[1]])
-    }
-
-    /// `t` broadcast to `shape` as a graph-free tensor (the same tensor when no copy is needed).
-    static func broadcastCopy(_ t: Tensor, _ shape: [Int]) -> Tensor {
-        if t.shape == shape { return t.detached() }
-        return withNoGrad { t.detached().expanded(to: shape) }
     }
 }

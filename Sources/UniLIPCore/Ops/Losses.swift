@@ -25,8 +25,7 @@ public func crossEntropy(_ logits: Tensor, _ targets: [Int], ignoreIndex: Int = 
                 for i in r {
                     let x = px + i * c
                     let m = RowMath.max(x, c)
-                    var s: Float = 0
-                    for j in 0..<c { s += Foundation.exp(x[j] - m) }
+                    let s = SoftmaxKernel.expShiftedSum(x, nil, c, shift: m)
                     let ls = Foundation.log(s)
                     pl[2 * i] = m
                     pl[2 * i + 1] = ls
@@ -53,7 +52,10 @@ public func crossEntropy(_ logits: Tensor, _ targets: [Int], ignoreIndex: Int = 
                         continue
                     }
                     let m = pl[2 * i], ls = pl[2 * i + 1]
-                    for j in 0..<c { o[j] = Foundation.exp((x[j] - m) - ls) * scale }
+                    // softmax · scale = exp(x − m) · (scale · exp(−log Σ)).
+                    _ = SoftmaxKernel.expShiftedSum(x, o, c, shift: m)
+                    let k = scale * Foundation.exp(-ls)
+                    for j in 0..<c { o[j] *= k }
                     o[t] -= scale
                 }
             }

@@ -2,7 +2,8 @@ import Foundation
 
 // Normalisation layers. Each forward pass computes per-row statistics in one sweep (Float
 // accumulation in SIMD lanes, shifted by the row's first value so a large mean does not cancel
-// the variance) and saves mean/rstd; the backward pass reuses them in one fused sweep per row.
+// the variance) and saves mean/rstd; the backward pass reuses them row by row while the row is
+// still in cache, so every tensor is streamed from memory once per pass.
 
 /// SIMD row reductions shared by the norms and softmax.
 enum RowMath {
@@ -35,6 +36,86 @@ enum RowMath {
             let d = x[i] - s
             s1 += d
             s2 += d * d
+            i += 1
+        }
+        return (s1, s2)
+    }
+
+    /// (Σ g·w, Σ g·w·(x − mean)) over n values.
+    @inline(__always)
+    static func centredDots(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                            _ n: Int, mean: Float) -> (Float, Float) {
+        var a1 = V(repeating: 0), a2 = V(repeating: 0)
+        let mv = V(repeating: mean)
+        var i = 0
+        while i + 8 <= n {
+            let gw = load(g + i) * load(w + i)
+            a1 += gw
+            a2 = a2.addingProduct(gw, load(x + i) - mv)
+            i += 8
+        }
+        var s1 = a1.sum(), s2 = a2.sum()
+        while i < n {
+            let gw = g[i] * w[i]
+            s1 += gw
+            s2 += gw * (x[i] - mean)
+            i += 1
+        }
+        return (s1, s2)
+    }
+
+    /// Σ a·b over n values.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n { acc = acc.addingProduct(load(a + i), load(b + i)); i += 8 }
+        var s = acc.sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    /// Σ g·w·x over n values.
+    @inline(__always)
+    static func weightedDot(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                            _ n: Int) -> Float {
+        var acc = V(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            acc = acc.addingProduct(load(g + i) * load(w + i), load(x + i))
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { s += g[i] * w[i] * x[i]; i += 1 }
+        return s
+    }
+
+    /// (Σ g·(x − shift)·scale[i], Σ g) over n values; scale may be nil (all ones).
+    @inline(__always)
+    static func gradSums(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ n: Int,
+                         shift: Float, scale: UnsafePointer<Float>?) -> (Float, Float) {
+        var a1 = V(repeating: 0), a2 = V(repeating: 0)
+        let sv = V(repeating: shift)
+        var i = 0
+        if let scale {
+            while i + 8 <= n {
+                let gv = load(g + i)
+                a1 = a1.addingProduct(gv, (load(x + i) - sv) * load(scale + i))
+                a2 += gv
+                i += 8
+            }
+        } else {
+            while i + 8 <= n {
+                let gv = load(g + i)
+                a1 = a1.addingProduct(gv, load(x + i) - sv)
+                a2 += gv
+                i += 8
+            }
+        }
+        var s1 = a1.sum(), s2 = a2.sum()
+        while i < n {
+            s1 += g[i] * (x[i] - shift) * (scale?[i] ?? 1)
+            s2 += g[i]
             i += 1
         }
         return (s1, s2)
@@ -73,7 +154,11 @@ enum RowMath {
         var i = 0
         if n >= 8 {
             var acc = V(repeating: -.infinity)
-            while i + 8 <= n { acc = pointwiseMax(acc, load(x + i)); i += 8 }
+            while i + 8 <= n {
+                let v = load(x + i)
+                acc.replace(with: v, where: v .> acc)
+                i += 8
+            }
             m = acc.max()
         }
         while i < n { m = Swift.max(m, x[i]); i += 1 }
@@ -181,12 +266,8 @@ extension Tensor {
                     if let accB { for j in 0..<d { accB[j] += gy[j] } }
                     guard let pgx else { continue }
                     // Σ ĝ and Σ ĝ·x̂ with ĝ = g·w.
-                    var sg: Float = 0, sgx: Float = 0
-                    for j in 0..<d {
-                        let gh = gy[j] * pw[j]
-                        sg += gh
-                        sgx += gh * ((x[j] - mean) * rstd)
-                    }
+                    let (sg, sgc) = RowMath.centredDots(x, gy, pw, d, mean: mean)
+                    let sgx = sgc * rstd
                     let out = pgx + row * d
                     let mg = sg / Float(d), mgx = sgx / Float(d)
                     for j in 0..<d {
@@ -241,8 +322,7 @@ extension Tensor {
                     let rstd = rp[row]
                     if let accW { for j in 0..<d { accW[j] += gy[j] * (x[j] * rstd) } }
                     guard let pgx else { continue }
-                    var sgx: Float = 0
-                    for j in 0..<d { sgx += gy[j] * pw[j] * (x[j] * rstd) }
+                    let sgx = RowMath.weightedDot(x, gy, pw, d) * rstd
                     let out = pgx + row * d
                     let mgx = sgx / Float(d)
                     for j in 0..<d { out[j] = rstd * (gy[j] * pw[j] - x[j] * rstd * mgx) }
@@ -320,13 +400,8 @@ extension Tensor {
                         for k in 0..<ch {
                             let x = px + base + k * s, gy = pg + base + k * s
                             let w = pw?[k] ?? 1
-                            var sw: Float = 0, sb: Float = 0
-                            for i in 0..<len {
-                                let xh = x[i] * rs[i]
-                                dot[i] += gy[i] * w * xh
-                                sw += gy[i] * xh
-                                sb += gy[i]
-                            }
+                            for i in 0..<len { dot[i] += gy[i] * w * (x[i] * rs[i]) }
+                            let (sw, sb) = RowMath.gradSums(x, gy, len, shift: 0, scale: rs)
                             if let accW { accW[k] += sw }
                             if let accB { accB[k] += sb }
                         }
@@ -410,12 +485,8 @@ extension Tensor {
                     for k in 0..<cg {
                         let w = pw?[c0 + k] ?? 1
                         let xs = x + k * s, gs = gy + k * s
-                        var sw: Float = 0, sb: Float = 0
-                        for i in 0..<s {
-                            let xh = (xs[i] - mean) * rstd
-                            sw += gs[i] * xh
-                            sb += gs[i]
-                        }
+                        let (swc, sb) = RowMath.gradSums(xs, gs, s, shift: mean, scale: nil)
+                        let sw = swc * rstd
                         sg += sb * w
                         sgx += sw * w
                         if let accW { accW[c0 + k] += sw }

@@ -51,12 +51,93 @@ extension Tensor {
         let denom = Float(unbiased ? n - 1 : n)
         var kept = shape
         for a in norm { kept[a] = 1 }
+        let outShape = keepDims ? kept : shape.enumerated().filter { !norm.contains($0.offset) }.map(\.element)
+        let sorted = norm.sorted()
+        if let first = sorted.first, let last = sorted.last, last - first + 1 == sorted.count {
+            // The reduced axes are one block: a fused two-pass kernel over [outer, n, inner].
+            let outer = shape[..<first].reduce(1, *), inner = shape[(last + 1)...].reduce(1, *)
+            let (mean, v) = Tensor.varianceKernel(self, outer, n, inner, denom)
+            let out = Tensor(shape: outShape, storage: v.storage)
+            let x = detached()
+            return out.recording("variance", [self]) { g in
+                let gx = Tensor(uninitialized: x.shape)
+                let px = x.pointer, pm = mean.pointer, pg = g.pointer, po = gx.pointer
+                let scale = 2 / denom
+                Parallel.forRange(outer * n, grain: Swift.max(1, Kernels.grain / Swift.max(inner, 1))) { r in
+                    for q in r {
+                        let o = q / n
+                        let xs = px + q * inner, ds = po + q * inner
+                        let ms = pm + o * inner, gs = pg + o * inner
+                        for i in 0..<inner { ds[i] = gs[i] * scale * (xs[i] - ms[i]) }
+                    }
+                }
+                return [gx]
+            }
+        }
         let (centred, v) = withNoGrad { () -> (Tensor, Tensor) in
             let x = detached()
-            let d = x - x.sum(axes: Array(norm), keepDims: true) * (1 / Float(Swift.max(n, 1)))
-            return (d, (d * d).sum(axes: Array(norm), keepDims: keepDims) * (1 / denom))
+            let d = x - x.sum(axes: sorted, keepDims: true) * (1 / Float(Swift.max(n, 1)))
+            return (d, (d * d).sum(axes: sorted, keepDims: keepDims) * (1 / denom))
         }
         return v.recording("variance", [self]) { g in [centred * g.reshaped(kept) * (2 / denom)] }
+    }
+
+    /// Mean and variance of x viewed as [outer, n, inner], reduced over n; both [outer·inner].
+    static func varianceKernel(_ x: Tensor, _ outer: Int, _ n: Int, _ inner: Int,
+                               _ denom: Float) -> (Tensor, Tensor) {
+        let mean = Tensor(uninitialized: [outer * inner]), variance = Tensor(uninitialized: [outer * inner])
+        let src = x.pointer, pm = mean.pointer, pv = variance.pointer
+        let invN = 1 / Float(Swift.max(n, 1)), invD = 1 / denom
+        // Columns of one outer slab; ranges of columns are independent.
+        func columns(_ o: Int, _ cols: Range<Int>) {
+            let base = src + o * n * inner, m = pm + o * inner, v = pv + o * inner
+            if inner == 1 {
+                let mu = Tensor.rowSum(base, n) { $0 } * invN
+                m[0] = mu
+                v[0] = Tensor.rowSum(base, n) { ($0 - mu) * ($0 - mu) } * invD
+                return
+            }
+            for i in cols { m[i] = 0; v[i] = 0 }
+            for k in 0..<n {
+                let row = base + k * inner
+                for i in cols { m[i] += row[i] }
+            }
+            for i in cols { m[i] *= invN }
+            for k in 0..<n {
+                let row = base + k * inner
+                for i in cols { let d = row[i] - m[i]; v[i] += d * d }
+            }
+            for i in cols { v[i] *= invD }
+        }
+        if outer >= Parallel.threads || inner == 1 {
+            Parallel.forRange(outer, grain: Swift.max(1, Kernels.grain / Swift.max(n * inner, 1))) { r in
+                for o in r { columns(o, 0..<inner) }
+            }
+        } else {
+            for o in 0..<outer {
+                Parallel.forRange(inner, grain: Swift.max(64, Kernels.grain / Swift.max(n, 1))) { r in columns(o, r) }
+            }
+        }
+        return (mean, variance)
+    }
+
+    /// Σ f(p[k]) over a contiguous row with eight independent lanes (so the loop vectorises).
+    @inline(__always)
+    static func rowSum(_ p: UnsafePointer<Float>, _ n: Int, _ f: (SIMD8<Float>) -> SIMD8<Float>) -> Float {
+        var acc = SIMD8<Float>(repeating: 0)
+        var k = 0
+        let raw = UnsafeRawPointer(p)
+        while k + 8 <= n {
+            acc += f(raw.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self))
+            k += 8
+        }
+        var tail = SIMD8<Float>(repeating: 0)
+        var j = 0
+        while k < n { tail[j] = p[k]; j += 1; k += 1 }
+        // Padding lanes must contribute nothing, so mask them after applying f.
+        var ft = f(tail)
+        for l in j..<8 { ft[l] = 0 }
+        return (acc + ft).sum()
     }
 
     // MARK: Kernels
@@ -94,27 +175,34 @@ extension Tensor {
         var arg = [Int](repeating: 0, count: outer * inner)
         if outer * inner == 0 { return (values, arg) }
         let src = x.pointer, best = values.pointer
-        @inline(__always) func better(_ v: Float, _ b: Float) -> Bool {
-            if largest { return v > b || (v.isNaN && !b.isNaN) }
-            return v < b || (v.isNaN && !b.isNaN)
-        }
         arg.withUnsafeMutableBufferPointer { idx in
             guard let base0 = idx.baseAddress else { return }
-            // One outer row, restricted to the inner columns `cols`; rows are scanned in order so
-            // ties keep the first position.
+            // One outer row, restricted to the inner columns `cols`. Rows are scanned in order
+            // and only a strictly better value (or a first NaN) moves the position, so ties keep
+            // the first one. The selects are branch-free so the column loop vectorises.
             func scan(_ o: Int, _ cols: Range<Int>) {
                 let base = src + o * n * inner
                 let b = best + o * inner, ix = base0 + o * inner
                 if inner == 1 {
-                    var v0 = base[0], i0 = 0
-                    for k in 1..<Swift.max(n, 1) where better(base[k], v0) { v0 = base[k]; i0 = k }
+                    let v0 = Tensor.rowExtremum(base, n, largest: largest)
+                    var i0 = 0
+                    if v0.isNaN {
+                        while !base[i0].isNaN { i0 += 1 }
+                    } else {
+                        while base[i0] != v0 { i0 += 1 }
+                    }
                     b[0] = v0; ix[0] = i0
                     return
                 }
                 for i in cols { b[i] = base[i]; ix[i] = 0 }
-                for k in 1..<Swift.max(n, 1) {
+                for k in 1..<n {
                     let row = base + k * inner
-                    for i in cols where better(row[i], b[i]) { b[i] = row[i]; ix[i] = k }
+                    for i in cols {
+                        let v = row[i], bv = b[i]
+                        let take = (largest ? v > bv : v < bv) || (v != v && bv == bv)
+                        b[i] = take ? v : bv
+                        ix[i] = take ? k : ix[i]
+                    }
                 }
             }
             if outer >= Parallel.threads || inner == 1 {
@@ -128,5 +216,33 @@ extension Tensor {
             }
         }
         return (values, arg)
+    }
+
+    /// Largest (or smallest) value of a contiguous row; NaN if any element is NaN. Eight
+    /// independent lanes, then a scalar tail.
+    static func rowExtremum(_ p: UnsafePointer<Float>, _ n: Int, largest: Bool) -> Float {
+        var k = 0
+        var m = p[0]
+        if n >= 16 {
+            var acc = SIMD8<Float>(repeating: p[0])
+            let raw = UnsafeRawPointer(p)
+            while k + 8 <= n {
+                let v = raw.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self)
+                acc.replace(with: v, where: (largest ? v .> acc : v .< acc) .| (v .!= v))
+                k += 8
+            }
+            m = acc[0]
+            for j in 1..<8 { m = pick(acc[j], m, largest) }
+        }
+        while k < n {
+            m = pick(p[k], m, largest)
+            k += 1
+        }
+        return m
+    }
+
+    @inline(__always)
+    private static func pick(_ v: Float, _ m: Float, _ largest: Bool) -> Float {
+        (largest ? v > m : v < m) || (v != v && m == m) ? v : m
     }
 }

@@ -14,7 +14,9 @@ extension Tensor {
         precondition(dims.count == rank, "permute: \(dims) for a tensor of rank \(rank)")
         let perm = dims.map { Shape.normalize($0, rank: rank) }
         precondition(Set(perm).count == rank, "permute: \(dims) is not a permutation of 0..<\(rank)")
-        if perm == Array(0..<rank) { return reshaped(shape) }
+        if perm == Array(0..<rank) {
+            return copy().recording("permute", [self]) { g in [g] }
+        }
         let st = strides
         let outShape = perm.map { shape[$0] }
         let out = Tensor(uninitialized: outShape)
@@ -157,7 +159,7 @@ extension Tensor {
                 for i in 0..<p.hi { idx.append(n - 2 - i) }
                 x = x.indexSelect(axis: p.axis, idx)
             }
-            return x === self ? reshaped(shape) : x
+            return x === self ? copy().recording("pad", [self]) { g in [g] } : x
         case .zeros:
             var x = self
             for p in pairs where p.lo < 0 || p.hi < 0 {

@@ -15,19 +15,16 @@ enum SoftmaxKernel {
                 for o in r {
                     let xs = x + o * n, ys = y + o * n
                     let m = RowMath.max(xs, n)
-                    var s: Float = 0
-                    for j in 0..<n {
-                        let e = Foundation.exp(xs[j] - m)
-                        ys[j] = e
-                        s += e
-                    }
+                    let s = expShiftedSum(xs, ys, n, shift: m)
                     if log {
                         // (x − m) − log s keeps the precision that x − (m + log s) loses.
                         let ls = Foundation.log(s)
                         for j in 0..<n { ys[j] = (xs[j] - m) - ls }
                     } else {
                         let inv = 1 / s
-                        for j in 0..<n { ys[j] *= inv }
+                        var j = 0
+                        while j + 8 <= n { RowMath.store(RowMath.load(ys + j) * inv, ys + j); j += 8 }
+                        while j < n { ys[j] *= inv; j += 1 }
                     }
                 }
             }
@@ -51,10 +48,18 @@ enum SoftmaxKernel {
                     }
                     for k in 0..<n {
                         let xs = x + base + k * inner, ys = y + base + k * inner
-                        for i in 0..<len {
+                        var i = 0
+                        while i + 8 <= len {
+                            let e = VectorMath.exp(RowMath.load(xs + i) - RowMath.load(mx + i))
+                            RowMath.store(e, ys + i)
+                            RowMath.store(RowMath.load(sm + i) + e, sm + i)
+                            i += 8
+                        }
+                        while i < len {
                             let e = Foundation.exp(xs[i] - mx[i])
                             ys[i] = e
                             sm[i] += e
+                            i += 1
                         }
                     }
                     if log {
@@ -75,6 +80,29 @@ enum SoftmaxKernel {
         }
     }
 
+    /// ys = exp(xs − shift) when ys is given, returning Σ exp(xs − shift) (eight lanes at a time).
+    @inline(__always)
+    static func expShiftedSum(_ xs: UnsafePointer<Float>, _ ys: UnsafeMutablePointer<Float>?, _ n: Int,
+                              shift: Float) -> Float {
+        let sv = RowMath.V(repeating: shift)
+        var acc = RowMath.V(repeating: 0)
+        var j = 0
+        while j + 8 <= n {
+            let e = VectorMath.exp(RowMath.load(xs + j) - sv)
+            if let ys { RowMath.store(e, ys + j) }
+            acc += e
+            j += 8
+        }
+        var s = acc.sum()
+        while j < n {
+            let e = Foundation.exp(xs[j] - shift)
+            ys?[j] = e
+            s += e
+            j += 1
+        }
+        return s
+    }
+
     /// softmax: gx = y·(g − Σ g·y); log-softmax: gx = g − exp(y)·Σ g.
     static func backward(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>,
                          outer: Int, n: Int, inner: Int, log: Bool) {
@@ -85,10 +113,15 @@ enum SoftmaxKernel {
                     let gs = g + o * n, ys = y + o * n, out = gx + o * n
                     if log {
                         let s = RowMath.sum(gs, n)
-                        for j in 0..<n { out[j] = gs[j] - Foundation.exp(ys[j]) * s }
+                        var j = 0
+                        while j + 8 <= n {
+                            let e = VectorMath.exp(RowMath.load(ys + j))
+                            RowMath.store(RowMath.load(gs + j) - e * s, out + j)
+                            j += 8
+                        }
+                        while j < n { out[j] = gs[j] - Foundation.exp(ys[j]) * s; j += 1 }
                     } else {
-                        var s: Float = 0
-                        for j in 0..<n { s += gs[j] * ys[j] }
+                        let s = RowMath.dot(gs, ys, n)
                         for j in 0..<n { out[j] = ys[j] * (gs[j] - s) }
                     }
                 }
@@ -118,7 +151,13 @@ enum SoftmaxKernel {
                     for k in 0..<n {
                         let gs = g + base + k * inner, ys = y + base + k * inner, out = gx + base + k * inner
                         if log {
-                            for i in 0..<len { out[i] = gs[i] - Foundation.exp(ys[i]) * sm[i] }
+                            var i = 0
+                            while i + 8 <= len {
+                                let e = VectorMath.exp(RowMath.load(ys + i))
+                                RowMath.store(RowMath.load(gs + i) - e * RowMath.load(sm + i), out + i)
+                                i += 8
+                            }
+                            while i < len { out[i] = gs[i] - Foundation.exp(ys[i]) * sm[i]; i += 1 }
                         } else {
                             for i in 0..<len { out[i] = ys[i] * (gs[i] - sm[i]) }
                         }

@@ -1,7 +1,7 @@
 /// The one copy kernel behind permute, slice, concat, pad and repeat (and their backward passes).
 extension Kernels {
     /// Side of the square tiles used when the copy transposes two axes.
-    static let transposeTile = 32
+    static let transposeTile = 16
 
     /// Copies an n-d block: `dst[Σ iₖ·dstStrides[k]] = src[Σ iₖ·srcStrides[k]]` for every index
     /// in `shape`. Source strides may be zero (broadcast); destination elements must be distinct.
@@ -51,7 +51,7 @@ extension Kernels {
         }
 
         let inner = dims[rank - 1], sIn = ss[rank - 1], dIn = ds[rank - 1]
-        let rows = dims.count == 1 ? 1 : dims[..<(rank - 1)].reduce(1, *)
+        let rows = dims[..<(rank - 1)].reduce(1, *)
         let outerRank = rank - 1
         Parallel.forRange(rows, grain: Swift.max(1, grain / inner)) { r in
             // Odometer over the outer axes, started at the chunk's first row.
@@ -89,8 +89,8 @@ extension Kernels {
     }
 
     /// Copy whose last two (merged) axes are a transpose: the source is contiguous along axis
-    /// rank-2 and the destination along axis rank-1. Works on square tiles so that both the
-    /// reads and the writes stay within a few cache lines.
+    /// rank-2 and the destination along axis rank-1. Works on square tiles, and inside them on
+    /// 8×8 blocks transposed in registers (eight vector loads, eight vector stores).
     private static func tiledTranspose(_ dims: [Int], _ ss: [Int], _ ds: [Int],
                                        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
         let rank = dims.count
@@ -113,18 +113,50 @@ extension Kernels {
                     dO += i * ds[k]
                     k -= 1
                 }
+                let s = src + so, d = dst + dO
                 let r0 = rt * tile, r1 = Swift.min(rowsN, r0 + tile)
+                let r8 = r0 + (r1 - r0) / 8 * 8
                 var c0 = 0
                 while c0 < colsN {
                     let c1 = Swift.min(colsN, c0 + tile)
-                    for row in r0..<r1 {
-                        let s = src + so + row
-                        let d = dst + dO + row * dRow
-                        for c in c0..<c1 { d[c] = s[c * sCol] }
+                    let c8 = c0 + (c1 - c0) / 8 * 8
+                    var row = r0
+                    while row < r8 {
+                        var col = c0
+                        while col < c8 {
+                            transpose8x8(s + row + col * sCol, sCol, d + row * dRow + col, dRow)
+                            col += 8
+                        }
+                        for rr in row..<(row + 8) {
+                            for cc in c8..<c1 { d[rr * dRow + cc] = s[rr + cc * sCol] }
+                        }
+                        row += 8
+                    }
+                    for rr in r8..<r1 {
+                        for cc in c0..<c1 { d[rr * dRow + cc] = s[rr + cc * sCol] }
                     }
                     c0 = c1
                 }
             }
+        }
+    }
+
+    /// dst[i·dStride + k] = src[k·sStride + i] for i, k in 0..<8.
+    @inline(__always)
+    private static func transpose8x8(_ src: UnsafePointer<Float>, _ sStride: Int,
+                                     _ dst: UnsafeMutablePointer<Float>, _ dStride: Int) {
+        let raw = UnsafeRawPointer(src)
+        let a0 = raw.loadUnaligned(fromByteOffset: 0, as: SIMD8<Float>.self)
+        let a1 = raw.loadUnaligned(fromByteOffset: sStride * 4, as: SIMD8<Float>.self)
+        let a2 = raw.loadUnaligned(fromByteOffset: 2 * sStride * 4, as: SIMD8<Float>.self)
+        let a3 = raw.loadUnaligned(fromByteOffset: 3 * sStride * 4, as: SIMD8<Float>.self)
+        let a4 = raw.loadUnaligned(fromByteOffset: 4 * sStride * 4, as: SIMD8<Float>.self)
+        let a5 = raw.loadUnaligned(fromByteOffset: 5 * sStride * 4, as: SIMD8<Float>.self)
+        let a6 = raw.loadUnaligned(fromByteOffset: 6 * sStride * 4, as: SIMD8<Float>.self)
+        let a7 = raw.loadUnaligned(fromByteOffset: 7 * sStride * 4, as: SIMD8<Float>.self)
+        for i in 0..<8 {
+            let column = SIMD8<Float>(a0[i], a1[i], a2[i], a3[i], a4[i], a5[i], a6[i], a7[i])
+            UnsafeMutableRawPointer(dst + i * dStride).storeBytes(of: column, as: SIMD8<Float>.self)
         }
     }
 }

@@ -1,1 +1,0 @@
-// Placeholder until this layer gains its first file.

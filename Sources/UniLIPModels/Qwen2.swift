@@ -1,0 +1,339 @@
+import Foundation
+import UniLIPCore
+import UniLIPNN
+
+// Qwen2 / Qwen2.5 decoder as transformers' `Qwen2Model` and `Qwen2ForCausalLM`, with the
+// checkpoint names of Hugging Face (`embed_tokens`, `layers.N.self_attn.q_proj`, …).
+
+/// Grouped-query self-attention with q/k/v biases and rotary positions.
+public final class Qwen2Attention: Module {
+    public let qProj: Linear
+    public let kProj: Linear
+    public let vProj: Linear
+    public let oProj: Linear
+    public let heads: Int
+    public let kvHeads: Int
+    public let headDim: Int
+
+    public init(_ config: Qwen2Config, rng: inout RandomGenerator) {
+        heads = config.numAttentionHeads
+        kvHeads = config.numKeyValueHeads
+        headDim = config.headDim
+        let d = config.hiddenSize
+        qProj = Linear(d, heads * headDim, bias: true, rng: &rng)
+        kProj = Linear(d, kvHeads * headDim, bias: true, rng: &rng)
+        vProj = Linear(d, kvHeads * headDim, bias: true, rng: &rng)
+        oProj = Linear(heads * headDim, d, bias: false, rng: &rng)
+        super.init()
+        child("q_proj", qProj)
+        child("k_proj", kProj)
+        child("v_proj", vProj)
+        child("o_proj", oProj)
+    }
+
+    /// x: [B, L, D] → [B, L, D]. With a cache slot, the new keys and values are appended to the
+    /// cached ones and attention runs over all of them.
+    func callAsFunction(_ x: Tensor, rope: (cos: Tensor, sin: Tensor), context: Qwen2AttentionContext,
+                        cache: KVCache?, layer: Int) -> Tensor {
+        let b = x.shape[0], l = x.shape[1]
+        // [B, L, H·Dh] → [B, H, L, Dh]
+        func split(_ t: Tensor, _ n: Int) -> Tensor { t.reshaped([b, l, n, headDim]).transposed(1, 2) }
+        let q = split(qProj(x), heads).applyingRotary(cos: rope.cos, sin: rope.sin)
+        var k = split(kProj(x), kvHeads).applyingRotary(cos: rope.cos, sin: rope.sin)
+        var v = split(vProj(x), kvHeads)
+        if let cache {
+            (k, v) = cache.append(layer: layer, keys: k, values: v)
+        }
+        let out = Tensor.scaledDotProductAttention(q: q, k: k, v: v, mask: context.mask, causal: context.causal,
+                                                   keyPadding: context.keyPadding,
+                                                   scale: 1 / Float(headDim).squareRoot())
+        return oProj(out.transposed(1, 2).reshaped([b, l, heads * headDim]))
+    }
+}
+
+/// Masking shared by every layer of one forward pass.
+struct Qwen2AttentionContext {
+    var causal: Bool
+    var keyPadding: Tensor?
+    var mask: Tensor?
+}
+
+/// SwiGLU feed-forward: down(silu(gate(x)) ⊙ up(x)).
+public final class Qwen2MLP: Module, UnaryLayer {
+    public let gateProj: Linear
+    public let upProj: Linear
+    public let downProj: Linear
+
+    public init(_ config: Qwen2Config, rng: inout RandomGenerator) {
+        let d = config.hiddenSize, m = config.intermediateSize
+        gateProj = Linear(d, m, bias: false, rng: &rng)
+        upProj = Linear(d, m, bias: false, rng: &rng)
+        downProj = Linear(m, d, bias: false, rng: &rng)
+        super.init()
+        child("gate_proj", gateProj)
+        child("up_proj", upProj)
+        child("down_proj", downProj)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        downProj(Tensor.swiGLU(gate: gateProj(x), up: upProj(x)))
+    }
+}
+
+/// Pre-norm decoder layer: x + attn(norm(x)), then x + mlp(norm(x)).
+public final class Qwen2DecoderLayer: Module {
+    public let selfAttn: Qwen2Attention
+    public let mlp: Qwen2MLP
+    public let inputLayernorm: RMSNorm
+    public let postAttentionLayernorm: RMSNorm
+
+    public init(_ config: Qwen2Config, rng: inout RandomGenerator) {
+        selfAttn = Qwen2Attention(config, rng: &rng)
+        mlp = Qwen2MLP(config, rng: &rng)
+        inputLayernorm = RMSNorm(config.hiddenSize, eps: config.rmsNormEps)
+        postAttentionLayernorm = RMSNorm(config.hiddenSize, eps: config.rmsNormEps)
+        super.init()
+        child("self_attn", selfAttn)
+        child("mlp", mlp)
+        child("input_layernorm", inputLayernorm)
+        child("post_attention_layernorm", postAttentionLayernorm)
+    }
+
+    func callAsFunction(_ x: Tensor, rope: (cos: Tensor, sin: Tensor), context: Qwen2AttentionContext,
+                        cache: KVCache?, layer: Int) -> Tensor {
+        let h = x + selfAttn(inputLayernorm(x), rope: rope, context: context, cache: cache, layer: layer)
+        return h + mlp(postAttentionLayernorm(h))
+    }
+}
+
+/// What `Qwen2Model` returns.
+public struct Qwen2ModelOutput {
+    /// Hidden states after the last layer run, passed through the final norm: [B, L, D].
+    public var lastHiddenState: Tensor
+    /// With `outputHiddenStates`: the input embeddings, then each layer's output, the last one
+    /// replaced by the normed state (transformers' `hidden_states` tuple). Empty otherwise.
+    public var hiddenStates: [Tensor]
+}
+
+/// The Qwen2 decoder stack (transformers' `Qwen2Model`): `embed_tokens`, `layers.N`, `norm`.
+public final class Qwen2Model: Module {
+    public let config: Qwen2Config
+    /// nil for a stack that only takes embeddings (UniLIP's connector).
+    public let embedTokens: Embedding?
+    public let layers: [Qwen2DecoderLayer]
+    public let norm: RMSNorm
+
+    /// Weights as transformers initialises them (normal, std 0.02; zero biases; norms one).
+    /// `layerCount` overrides the config's number of layers.
+    public init(_ config: Qwen2Config, embedding: Bool = true, layerCount: Int? = nil,
+                rng: inout RandomGenerator) {
+        config.validate()
+        self.config = config
+        embedTokens = embedding ? Embedding(weight: Tensor.normal([config.vocabSize, config.hiddenSize], std: 0.02,
+                                                                  rng: &rng)) : nil
+        var ls: [Qwen2DecoderLayer] = []
+        for _ in 0..<(layerCount ?? config.numHiddenLayers) {
+            let layer = Qwen2DecoderLayer(config, rng: &rng)
+            for (name, p) in layer.namedParameters() where name.hasSuffix("proj.weight") {
+                p.assign(Tensor.normal(p.shape, std: 0.02, rng: &rng))
+            }
+            for (name, p) in layer.namedParameters() where name.hasSuffix("proj.bias") {
+                p.assign(Tensor(zeros: p.shape))
+            }
+            ls.append(layer)
+        }
+        layers = ls
+        norm = RMSNorm(config.hiddenSize, eps: config.rmsNormEps)
+        super.init()
+        if let embedTokens { child("embed_tokens", embedTokens) }
+        child("layers", ModuleList(layers))
+        child("norm", norm)
+    }
+
+    /// Token embeddings [B, L, D] for `ids` laid out row-major as [batch, ids.count / batch].
+    public func embed(_ ids: [Int], batch: Int = 1) -> Tensor {
+        guard let embedTokens else { preconditionFailure("Qwen2Model: this stack has no embed_tokens") }
+        precondition(batch > 0 && ids.count % batch == 0, "Qwen2Model: \(ids.count) ids do not split into \(batch) rows")
+        for id in ids {
+            precondition(id >= 0 && id < config.vocabSize, "Qwen2Model: token id \(id) outside 0..<\(config.vocabSize)")
+        }
+        return embedTokens(ids, shape: [batch, ids.count / batch])
+    }
+
+    /// Runs the stack on token ids ([batch, ids.count / batch], row-major). See
+    /// `callAsFunction(embeddings:…)` for the other arguments.
+    public func callAsFunction(ids: [Int], batch: Int = 1, positions: [Int]? = nil, keyPadding: Tensor? = nil,
+                               causal: Bool = true, mask: Tensor? = nil, layers range: Range<Int>? = nil,
+                               cache: KVCache? = nil, outputHiddenStates: Bool = false) -> Qwen2ModelOutput {
+        self(embeddings: embed(ids, batch: batch), positions: positions, keyPadding: keyPadding, causal: causal,
+             mask: mask, layers: range, cache: cache, outputHiddenStates: outputHiddenStates)
+    }
+
+    /// Runs the stack on input embeddings [B, L, D] (some rows may be image features).
+    ///
+    /// - positions: rotary positions, L values shared by every row or B·L values (row-major),
+    ///   for example `Qwen2Model.positions(fromMask:)`; default 0..<L after the cached tokens.
+    /// - keyPadding: [B, L] with 1 for real and 0 for padded tokens (keys only, as transformers'
+    ///   `attention_mask`). With a cache it covers the new tokens; the cache keeps the rest.
+    /// - causal: false gives bidirectional attention (UniLIP's connector).
+    /// - mask: optional additive mask broadcastable to [B, H, L, Lk].
+    /// - layers: a sub-range of the layers to run (the final norm is applied either way).
+    /// - cache: keys and values of earlier tokens; updated in place.
+    public func callAsFunction(embeddings x: Tensor, positions: [Int]? = nil, keyPadding: Tensor? = nil,
+                               causal: Bool = true, mask: Tensor? = nil, layers range: Range<Int>? = nil,
+                               cache: KVCache? = nil, outputHiddenStates: Bool = false) -> Qwen2ModelOutput {
+        precondition(x.rank == 3 && x.shape[2] == config.hiddenSize,
+                     "Qwen2Model: embeddings must be [B, L, \(config.hiddenSize)], got \(x.shape)")
+        let b = x.shape[0], l = x.shape[1]
+        let run = range ?? 0..<layers.count
+        precondition(run.lowerBound >= 0 && run.upperBound <= layers.count,
+                     "Qwen2Model: layer range \(run) outside 0..<\(layers.count)")
+        let past = cache?.length ?? 0
+        if let cache { cache.check(batch: b, layers: layers.count) }
+        let pos: [Int]
+        if let positions {
+            precondition(positions.count == l || positions.count == b * l,
+                         "Qwen2Model: \(positions.count) positions for \(b) rows of \(l) tokens")
+            pos = positions
+        } else if let cache, !cache.nextPositions.isEmpty {
+            pos = (0..<b).flatMap { r in (0..<l).map { cache.nextPositions[r] + $0 } }
+        } else {
+            pos = Array(past..<(past + l))
+        }
+        var rope = Tensor.rotaryCosSin(positions: pos, headDim: config.headDim, theta: config.ropeTheta)
+        if pos.count != l {
+            rope = (rope.cos.reshaped([b, l, config.headDim]), rope.sin.reshaped([b, l, config.headDim]))
+        }
+        if let keyPadding {
+            precondition(keyPadding.shape == [b, l], "Qwen2Model: keyPadding \(keyPadding.shape) must be \([b, l])")
+        }
+        var context = Qwen2AttentionContext(causal: causal, keyPadding: keyPadding, mask: mask)
+        if let cache {
+            context.keyPadding = cache.appendPadding(keyPadding, batch: b, newTokens: l)
+            cache.advance(positions: pos, batch: b, newTokens: l)
+        }
+        var h = x
+        var states: [Tensor] = outputHiddenStates ? [x] : []
+        for i in run {
+            h = layers[i](h, rope: rope, context: context, cache: cache, layer: i)
+            if outputHiddenStates { states.append(h) }
+        }
+        let out = norm(h)
+        if outputHiddenStates { states[states.count - 1] = out }
+        return Qwen2ModelOutput(lastHiddenState: out, hiddenStates: states)
+    }
+
+    /// transformers' position ids for a padding mask: cumsum(mask) − 1 per row, 1 at padded
+    /// slots. `mask` is [B, L] (1 real, 0 padding); the result is B·L positions, row-major.
+    public static func positions(fromMask mask: Tensor) -> [Int] {
+        precondition(mask.rank == 2, "Qwen2Model.positions: mask must be [B, L], got \(mask.shape)")
+        let b = mask.shape[0], l = mask.shape[1]
+        var out = [Int](repeating: 1, count: b * l)
+        let m = mask.pointer
+        for r in 0..<b {
+            var running = 0
+            for j in 0..<l where m[r * l + j] != 0 {
+                out[r * l + j] = running
+                running += 1
+            }
+        }
+        return out
+    }
+}
+
+/// A Qwen2 decoder with its language-model head (transformers' `Qwen2ForCausalLM`):
+/// children `model` and, unless the embeddings are tied, `lm_head`.
+public final class Qwen2ForCausalLM: Module {
+    public let config: Qwen2Config
+    public let model: Qwen2Model
+    /// nil when `tie_word_embeddings` (the head reuses `model.embed_tokens.weight`).
+    public let lmHead: Linear?
+
+    public init(_ config: Qwen2Config, rng: inout RandomGenerator) {
+        self.config = config
+        model = Qwen2Model(config, rng: &rng)
+        lmHead = config.tieWordEmbeddings ? nil
+            : Linear(weight: Tensor.normal([config.vocabSize, config.hiddenSize], std: 0.02, rng: &rng), bias: nil)
+        super.init()
+        child("model", model)
+        if let lmHead { child("lm_head", lmHead) }
+    }
+
+    /// The [vocab, D] matrix that maps hidden states to logits.
+    public var outputWeight: Tensor {
+        if let lmHead { return lmHead.weight }
+        guard let e = model.embedTokens else { preconditionFailure("Qwen2ForCausalLM: no embed_tokens") }
+        return e.weight
+    }
+
+    /// Logits [..., vocab] for hidden states [..., D].
+    public func logits(_ hidden: Tensor) -> Tensor {
+        if let lmHead { return lmHead(hidden) }
+        return hidden.reshaped([hidden.count / config.hiddenSize, config.hiddenSize])
+            .matmul(outputWeight, transposeB: true)
+            .reshaped(Array(hidden.shape.dropLast()) + [config.vocabSize])
+    }
+
+    /// Logits [B, L, vocab] and the final hidden states for token ids.
+    public func callAsFunction(ids: [Int], batch: Int = 1, positions: [Int]? = nil, keyPadding: Tensor? = nil,
+                               cache: KVCache? = nil) -> (logits: Tensor, hidden: Tensor) {
+        let h = model(ids: ids, batch: batch, positions: positions, keyPadding: keyPadding, cache: cache).lastHiddenState
+        return (logits(h), h)
+    }
+
+    /// Logits [B, L, vocab] and the final hidden states for input embeddings [B, L, D].
+    public func callAsFunction(embeddings: Tensor, positions: [Int]? = nil, keyPadding: Tensor? = nil,
+                               cache: KVCache? = nil) -> (logits: Tensor, hidden: Tensor) {
+        let h = model(embeddings: embeddings, positions: positions, keyPadding: keyPadding, cache: cache).lastHiddenState
+        return (logits(h), h)
+    }
+
+    /// Next-token cross entropy for a batch [B, L] of ids (row-major): position t predicts
+    /// t + 1; targets at padded positions (keyPadding 0) are ignored.
+    public func languageModelingLoss(ids: [Int], batch: Int, keyPadding: Tensor? = nil) -> Tensor {
+        let l = ids.count / batch
+        let (logits, _) = self(ids: ids, batch: batch, keyPadding: keyPadding)
+        var targets = [Int](repeating: -100, count: batch * l)
+        for r in 0..<batch {
+            for t in 0..<(l - 1) {
+                let keep = keyPadding.map { $0.pointer[r * l + t + 1] != 0 } ?? true
+                if keep { targets[r * l + t] = ids[r * l + t + 1] }
+            }
+        }
+        return crossEntropy(logits.reshaped([batch * l, config.vocabSize]), targets)
+    }
+}
+
+extension Tensor {
+    /// silu(gate) ⊙ up in one pass (the SwiGLU of Qwen2's MLP); same shapes in and out.
+    static func swiGLU(gate: Tensor, up: Tensor) -> Tensor {
+        precondition(gate.shape == up.shape, "swiGLU: gate \(gate.shape) vs up \(up.shape)")
+        let n = gate.count
+        let out = Tensor(uninitialized: gate.shape)
+        let gp = gate.pointer, upp = up.pointer, op = out.pointer
+        Parallel.forRange(n, grain: 1 << 14) { r in
+            for i in r {
+                let g = gp[i]
+                op[i] = g / (1 + Foundation.exp(-g)) * upp[i]
+            }
+        }
+        let dg = gate.detached(), du = up.detached()
+        let inputs = [gate, up]
+        return out.recording("swiglu", inputs) { grad in
+            let gg = inputs[0].requiresGrad ? Tensor(uninitialized: dg.shape) : nil
+            let gu = inputs[1].requiresGrad ? Tensor(uninitialized: du.shape) : nil
+            let gr = grad.pointer, gp = dg.pointer, upp = du.pointer
+            let ggp = gg?.pointer, gup = gu?.pointer
+            Parallel.forRange(n, grain: 1 << 14) { r in
+                for i in r {
+                    let g = gp[i]
+                    let s = 1 / (1 + Foundation.exp(-g))
+                    let dy = gr[i]
+                    if let gup { gup[i] = dy * g * s }
+                    if let ggp { ggp[i] = dy * upp[i] * s * (1 + g * (1 - s)) }
+                }
+            }
+            return [gg, gu]
+        }
+    }
+}

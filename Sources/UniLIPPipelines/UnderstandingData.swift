@@ -1,0 +1,83 @@
+import Foundation
+import ShapesWorld
+import UniLIPCore
+import UniLIPIO
+
+/// One image with a question and its answer (a caption request has type nil).
+public struct UnderstandingExample {
+    public let image: Image
+    public let question: String
+    public let answer: String
+    public let type: QuestionType?
+}
+
+/// Right-padded token rows: ids and labels flattened [B·L], mask [B, L] with 1 on real tokens.
+public struct TokenBatch {
+    public let ids: [Int]
+    public let labels: [Int]
+    public let mask: Tensor
+    public let batch: Int
+    public let length: Int
+
+    public init(_ rows: [(ids: [Int], labels: [Int])], pad: Int) {
+        batch = rows.count
+        length = rows.map(\.ids.count).max() ?? 0
+        var ids: [Int] = [], labels: [Int] = []
+        var mask = [Float]()
+        for r in rows {
+            let extra = length - r.ids.count
+            ids += r.ids + [Int](repeating: pad, count: extra)
+            labels += r.labels + [Int](repeating: -100, count: extra)
+            mask += [Float](repeating: 1, count: r.ids.count) + [Float](repeating: 0, count: extra)
+        }
+        self.ids = ids
+        self.labels = labels
+        self.mask = Tensor(mask, shape: [batch, length])
+    }
+}
+
+/// Deterministic streams of ShapesWorld examples for the understanding stages. Example k always
+/// comes from scene k of the split, so a resumed run sees the same data.
+public struct UnderstandingData {
+    public static let describePrompt = "Describe the image."
+    /// Which caption phrasing answers `describePrompt` (the sized list, no positions).
+    public static let describeCaption = 1
+
+    public let world: ShapesWorld
+    public let split: Split
+    /// Fraction of examples that are captioning rather than VQA.
+    public var captionFraction: Double = 0.15
+
+    public init(world: ShapesWorld, split: Split) {
+        self.world = world
+        self.split = split
+    }
+
+    public func example(_ k: Int) -> UnderstandingExample {
+        let sample = world.sample(split, k)
+        var rng = RandomGenerator(seed: UInt64(k) &* 0x2545_F491_4F6C_DD1D ^ 0x5155_4553)
+        let image = world.image(sample.scene)
+        if Double(rng.uniform()) < captionFraction || sample.questions.isEmpty {
+            return UnderstandingExample(image: image, question: Self.describePrompt,
+                                        answer: sample.captions[Self.describeCaption], type: nil)
+        }
+        // Balance question types: pick a type first, then a question of that type.
+        let types = Array(Set(sample.questions.map(\.type))).sorted { $0.rawValue < $1.rawValue }
+        let type = types[rng.int(types.count)]
+        let options = sample.questions.filter { $0.type == type }
+        let qa = options[rng.int(options.count)]
+        return UnderstandingExample(image: image, question: qa.question, answer: qa.answer, type: qa.type)
+    }
+
+    /// A random caption phrasing of scene k, for contrastive pretraining.
+    public func caption(_ k: Int) -> (image: Image, caption: String) {
+        let sample = world.sample(split, k)
+        var rng = RandomGenerator(seed: UInt64(k) &* 0x9E37_79B9 ^ 0x4341_5054)
+        return (world.image(sample.scene), sample.captions[rng.int(sample.captions.count)])
+    }
+
+    /// Images as one normalised batch [B, 3, H, W] (ImageNet mean and std).
+    public static func pixels(_ images: [Image]) -> Tensor {
+        Tensor.concat(images.map { $0.rgb().tensor(mean: Image.imagenetMean, std: Image.imagenetStd) }, axis: 0)
+    }
+}
