@@ -21,5 +21,4 @@ enum CoreWorkloads {
         ]
     }
 
-    static func layerWorkloads(repeats: Int) -> [BenchResult] { [] }
 }

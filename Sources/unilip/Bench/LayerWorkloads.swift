@@ -1,0 +1,73 @@
+import UniLIPCore
+
+extension CoreWorkloads {
+    /// (a) ViT block, (b) 3×3 conv and (c) attention, each as in Tools/reference/bench_core.py.
+    static func layerWorkloads(repeats: Int) -> [BenchResult] {
+        [
+            BenchResult(name: "vit block fwd+bwd", value: vitBlock(repeats: repeats), unit: "ms"),
+            BenchResult(name: "conv3x3 fwd+bwd", value: conv(repeats: repeats), unit: "ms"),
+            BenchResult(name: "attention fwd", value: attention(repeats: repeats, backward: false), unit: "ms"),
+            BenchResult(name: "attention fwd+bwd", value: attention(repeats: repeats, backward: true), unit: "ms"),
+        ]
+    }
+
+    /// Pre-norm ViT block: batch 32, 64 tokens, width 256, 4 heads, MLP 1024, forward+backward.
+    static func vitBlock(repeats: Int) -> Double {
+        let (b, n, c, heads, hidden) = (32, 64, 256, 4, 1024)
+        var rng = RandomGenerator(seed: 3)
+        func param(_ shape: [Int], std: Float = 0.02) -> Tensor {
+            Tensor.normal(shape, std: std, rng: &rng, requiresGrad: true)
+        }
+        let x = Tensor.normal([b, n, c], rng: &rng, requiresGrad: true)
+        let ln1w = Tensor(repeating: 1, shape: [c], requiresGrad: true), ln1b = Tensor(zeros: [c], requiresGrad: true)
+        let ln2w = Tensor(repeating: 1, shape: [c], requiresGrad: true), ln2b = Tensor(zeros: [c], requiresGrad: true)
+        let qkvW = param([3 * c, c]), qkvB = param([3 * c])
+        let projW = param([c, c]), projB = param([c])
+        let fc1W = param([hidden, c]), fc1B = param([hidden])
+        let fc2W = param([c, hidden]), fc2B = param([c])
+        let params = [x, ln1w, ln1b, ln2w, ln2b, qkvW, qkvB, projW, projB, fc1W, fc1B, fc2W, fc2B]
+        return medianMilliseconds(repeats: repeats) {
+            for p in params { p.zeroGrad() }
+            let h = x.layerNorm(weight: ln1w, bias: ln1b, eps: 1e-6)
+            let qkv = (h.matmul(qkvW, transposeB: true) + qkvB)
+                .reshaped([b, n, 3, heads, c / heads]).permuted([2, 0, 3, 1, 4])
+            let q = qkv.sliced(axis: 0, start: 0, end: 1).squeezed(0)
+            let k = qkv.sliced(axis: 0, start: 1, end: 2).squeezed(0)
+            let v = qkv.sliced(axis: 0, start: 2, end: 3).squeezed(0)
+            let a = Tensor.scaledDotProductAttention(q: q, k: k, v: v)
+                .transposed(1, 2).reshaped([b, n, c])
+            let x1 = x + (a.matmul(projW, transposeB: true) + projB)
+            let m = (x1.layerNorm(weight: ln2w, bias: ln2b, eps: 1e-6).matmul(fc1W, transposeB: true) + fc1B).gelu()
+            let y = x1 + (m.matmul(fc2W, transposeB: true) + fc2B)
+            y.sum().backward()
+        }
+    }
+
+    /// 3×3 conv, batch 8, 64→64 channels, 64×64, padding 1, forward+backward.
+    static func conv(repeats: Int) -> Double {
+        var rng = RandomGenerator(seed: 4)
+        let x = Tensor.normal([8, 64, 64, 64], rng: &rng, requiresGrad: true)
+        let w = Tensor.normal([64, 64, 3, 3], std: 0.05, rng: &rng, requiresGrad: true)
+        let bias = Tensor.normal([64], rng: &rng, requiresGrad: true)
+        return medianMilliseconds(repeats: repeats) {
+            for p in [x, w, bias] { p.zeroGrad() }
+            x.conv2d(w, bias: bias, stride: 1, padding: 1).sum().backward()
+        }
+    }
+
+    /// Attention over 1024 tokens, 8 heads of 64, batch 1.
+    static func attention(repeats: Int, backward: Bool) -> Double {
+        var rng = RandomGenerator(seed: 5)
+        let q = Tensor.normal([1, 8, 1024, 64], rng: &rng, requiresGrad: backward)
+        let k = Tensor.normal([1, 8, 1024, 64], rng: &rng, requiresGrad: backward)
+        let v = Tensor.normal([1, 8, 1024, 64], rng: &rng, requiresGrad: backward)
+        return medianMilliseconds(repeats: repeats) {
+            if backward {
+                for p in [q, k, v] { p.zeroGrad() }
+                Tensor.scaledDotProductAttention(q: q, k: k, v: v).sum().backward()
+            } else {
+                _ = withNoGrad { Tensor.scaledDotProductAttention(q: q, k: k, v: v) }
+            }
+        }
+    }
+}
