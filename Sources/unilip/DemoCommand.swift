@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import ShapesWorld
+import UniLIPCore
+import UniLIPIO
+import UniLIPPipelines
+
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Runs the shipped model on ShapesWorld test scenes and writes the results with an HTML page.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var modelOption: ModelOption
+    @Option(help: "Number of test scenes.") var scenes = 6
+    @Option(name: .shortAndLong, help: "Output folder.") var output = "out"
+
+    func run() throws {
+        let logger = global.apply()
+        let start = Date()
+        let pipeline = try modelOption.pipeline()
+        let world = ShapesWorld(seed: 0, resolution: pipeline.model.config.forceImageSize)
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        var html = "<!doctype html><meta charset=utf-8><title>UniLIP demo</title>"
+        html += "<style>body{font:14px sans-serif;margin:2em}td{vertical-align:top;padding:6px}img{width:192px;image-rendering:pixelated}.ok{color:#080}.bad{color:#b00}</style>"
+        html += "<h1>UniLIP demo: understanding</h1><p>Model: \(escape(pipeline.directory)). Test scenes of the procedural world; answers by the shipped model, truth from the scene graph.</p><table>"
+        var correct = 0, total = 0
+        for i in 0..<scenes {
+            let sample = world.sample(.test, i)
+            let image = world.image(sample.scene)
+            let name = "scene-\(i).png"
+            try image.write(to: (output as NSString).appendingPathComponent(name))
+            let description = try pipeline.describe(image)
+            let questions = Array(sample.questions.prefix(4))
+            let answers = try pipeline.answer(images: questions.map { _ in image }, questions: questions.map(\.question))
+            print("scene \(i): \(description)")
+            html += "<tr><td><img src=\"\(name)\"></td><td><b>Describe:</b> \(escape(description))<br><i>truth: \(escape(sample.captions[UnderstandingData.describeCaption]))</i><ul>"
+            for (qa, a) in zip(questions, answers) {
+                let ok = a == qa.answer
+                correct += ok ? 1 : 0
+                total += 1
+                print("  Q: \(qa.question)  A: \(a)  (truth: \(qa.answer))")
+                html += "<li>\(escape(qa.question)) → <span class=\(ok ? "ok" : "bad")>\(escape(a))</span> (truth: \(escape(qa.answer)))</li>"
+            }
+            html += "</ul></td></tr>"
+        }
+        html += "</table><p>\(correct)/\(total) answers match the scene graph.</p>"
+        try AtomicFile.write(Data(html.utf8), to: (output as NSString).appendingPathComponent("index.html"))
+        logger.info("\(correct)/\(total) answers correct; wrote \(output)/index.html in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+    }
+
+    func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}
