@@ -32,6 +32,10 @@ public struct SanaConfig: Codable, Sendable, Equatable {
     /// q/k normalisation of the SANA 1.5 variants; only nil is supported.
     public var qkNorm: String? = nil
     public var timestepScale: Double = 1
+    /// Not a config key. diffusers ≤ 0.32 (the version UniLIP pins) always adds the sin-cos
+    /// position embedding, with interpolation_scale = max(sample_size / 64, 1) when the key is
+    /// null; later versions add none. Set true to reproduce DiTs trained under the old rule.
+    public var legacyDefaultPositionEmbedding: Bool = false
 
     enum CodingKeys: String, CodingKey {
         case inChannels = "in_channels"
@@ -129,6 +133,11 @@ public struct SanaConfig: Codable, Sendable, Equatable {
     public var ffnHiddenDim: Int { Int((mlpRatio * Double(innerDim)).rounded(.towardZero)) }
     public var crossHeads: Int { numCrossAttentionHeads ?? numAttentionHeads }
     public var crossHeadDim: Int { crossAttentionHeadDim ?? attentionHeadDim }
+    /// The interpolation scale of the position embedding actually added, or nil for none.
+    public var effectivePositionEmbeddingScale: Double? {
+        if let interpolationScale { return interpolationScale }
+        return legacyDefaultPositionEmbedding ? Double(max(sampleSize / 64, 1)) : nil
+    }
 
     /// Problems that make the configuration unsupported, or nil.
     public var unsupportedReason: String? {
@@ -138,13 +147,16 @@ public struct SanaConfig: Codable, Sendable, Equatable {
         if cad != innerDim { return "cross_attention_dim \(cad) must equal the inner width \(innerDim)" }
         if crossHeads * crossHeadDim <= 0 { return "cross-attention heads × head dim must be positive" }
         if patchSize < 1 { return "patch_size must be ≥ 1" }
-        if interpolationScale != nil && innerDim % 4 != 0 {
+        if effectivePositionEmbeddingScale != nil && innerDim % 4 != 0 {
             return "the sin-cos position embedding needs a width divisible by 4"
         }
         return nil
     }
 
     // MARK: Presets
+    // The presets follow the released diffusers configs (interpolation_scale null: no position
+    // embedding under current diffusers). A DiT fine-tuned under diffusers 0.32 (UniLIP) saw the
+    // sin-cos embedding: set `legacyDefaultPositionEmbedding` for those weights.
 
     /// SANA-0.6B at 512 px (`Sana_600M_512px_diffusers`): 28 layers, width 1152 (36 × 32),
     /// cross-attention 16 × 72, 16×16×32 latents.

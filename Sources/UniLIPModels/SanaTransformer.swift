@@ -40,7 +40,7 @@ public final class SanaConv2d: Module, UnaryLayer {
     }
 
     /// A 1×1 convolution applied to token-major input [..., in] → [..., out] as a GEMM.
-    func pointwise(_ x: Tensor) -> Tensor {
+    public func pointwise(_ x: Tensor) -> Tensor {
         precondition(weight.shape[2] == 1 && weight.shape[3] == 1 && groups == 1, "pointwise needs a 1×1 conv")
         let y = x.matmul(weight.reshaped([weight.shape[0], weight.shape[1]]), transposeB: true)
         guard let bias else { return y }
@@ -49,7 +49,8 @@ public final class SanaConv2d: Module, UnaryLayer {
 }
 
 /// `patch_embed`: a p×p stride-p convolution (`proj`) to tokens [B, h·w, W], plus the
-/// fixed sin-cos position embedding when `interpolation_scale` is set.
+/// fixed sin-cos position embedding when `interpolation_scale` is set (or always, with
+/// `legacyDefaultPositionEmbedding`, as diffusers ≤ 0.32).
 public final class SanaPatchEmbed: Module {
     public let proj: SanaConv2d
     public let patchSize: Int
@@ -59,7 +60,7 @@ public final class SanaPatchEmbed: Module {
     public init(_ config: SanaConfig, rng: inout RandomGenerator) {
         patchSize = config.patchSize
         baseSize = config.sampleSize / config.patchSize
-        interpolationScale = config.interpolationScale
+        interpolationScale = config.effectivePositionEmbeddingScale
         proj = SanaConv2d(config.inChannels, config.innerDim, kernel: config.patchSize, stride: config.patchSize,
                           rng: &rng)
         super.init()
@@ -246,10 +247,11 @@ public final class SanaAttention: Module {
     }
 
     /// Softmax cross-attention (`SanaAttnProcessor2_0`); `bias` is additive, broadcast to
-    /// [B, heads, Lq, Lk].
-    public func crossAttention(_ x: Tensor, context: Tensor, bias: Tensor?) -> Tensor {
+    /// [B, heads, Lq, Lk]; `keyPadding` [B, Lk] (1 keep, 0 drop) is the faster equivalent when
+    /// every row keeps a key.
+    public func crossAttention(_ x: Tensor, context: Tensor, bias: Tensor?, keyPadding: Tensor? = nil) -> Tensor {
         let out = Tensor.scaledDotProductAttention(q: split(to_q(x)), k: split(to_k(context)),
-                                                   v: split(to_v(context)), mask: bias,
+                                                   v: split(to_v(context)), mask: bias, keyPadding: keyPadding,
                                                    scale: 1 / Float(headDim).squareRoot())
         return outProjection(merge(out))
     }
@@ -278,12 +280,11 @@ public final class SanaGLUMBConv: Module {
     public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor {
         let b = x.shape[0], n = height * width
         precondition(x.shape[1] == n, "GLUMBConv: \(x.shape[1]) tokens for a \(height)×\(width) grid")
+        // Token-major throughout: the tokens already are the grid in channels-last layout.
         let expanded = conv_inverted.pointwise(x).silu()                        // [B, N, 2H]
-        let grid = expanded.transposed(1, 2).reshaped([b, 2 * hidden, height, width])
-        let mixed = conv_depth(grid)                                             // [B, 2H, h, w]
-        let value = mixed.sliced(axis: 1, start: 0, end: hidden)
-        let gate = mixed.sliced(axis: 1, start: hidden, end: 2 * hidden)
-        let gated = (value * gate.silu()).reshaped([b, hidden, n]).transposed(1, 2)  // [B, N, H]
+        let mixed = SanaKernels.depthwiseConvChannelsLast(expanded.reshaped([b, height, width, 2 * hidden]),
+                                                          weight: conv_depth.weight, bias: conv_depth.bias)
+        let gated = SanaKernels.gatedSiLU(mixed.reshaped([b, n, 2 * hidden]))   // [B, N, H]
         return conv_point.pointwise(gated)
     }
 }
@@ -320,9 +321,10 @@ public final class SanaTransformerBlock: Module {
         parameter("scale_shift_table", scale_shift_table)
     }
 
-    /// x: [B, N, W]; modulation: [B, 6W]; context: [B, L, W]; contextBias: additive [B, 1, 1, L].
+    /// x: [B, N, W]; modulation: [B, 6W]; context: [B, L, W]; contextBias: additive [B, 1, 1, L]
+    /// or contextPadding: [B, L] keep-mask (see `SanaAttention.crossAttention`).
     public func callAsFunction(_ x: Tensor, modulation: Tensor, context: Tensor, contextBias: Tensor?,
-                               height: Int, width: Int) -> Tensor {
+                               contextPadding: Tensor? = nil, height: Int, width: Int) -> Tensor {
         let b = x.shape[0]
         let mod = scale_shift_table.reshaped([1, 6, dim]) + modulation.reshaped([b, 6, dim])
         let parts = (0..<6).map { mod.sliced(axis: 1, start: $0, end: $0 + 1) }  // each [B, 1, W]
@@ -332,7 +334,7 @@ public final class SanaTransformerBlock: Module {
         var h = x
         let a = norm1(h) * (scaleMSA + 1) + shiftMSA
         h = h + gateMSA * attn1.linearSelfAttention(a)
-        h = h + attn2.crossAttention(h, context: context, bias: contextBias)
+        h = h + attn2.crossAttention(h, context: context, bias: contextBias, keyPadding: contextPadding)
         let f = norm2(h) * (scaleMLP + 1) + shiftMLP
         return h + gateMLP * ff(f, height: height, width: width)
     }
@@ -410,6 +412,20 @@ public final class SanaTransformer2DModel: Module {
         return out
     }
 
+    static func isBinaryWithKeptTokenPerRow(_ mask: Tensor) -> Bool {
+        let rows = mask.shape[0], l = mask.shape[1]
+        for r in 0..<rows {
+            var kept = false
+            for j in 0..<l {
+                let v = mask.pointer[r * l + j]
+                if v != 0 && v != 1 { return false }
+                if v == 1 { kept = true }
+            }
+            if !kept { return false }
+        }
+        return true
+    }
+
     /// Predicts the flow velocity.
     /// - hiddenStates: latents [B, C, H, W] (H, W multiples of the patch size).
     /// - encoderHiddenStates: caption tokens [B, L, caption_channels].
@@ -445,15 +461,173 @@ public final class SanaTransformer2DModel: Module {
         var tokens = patch_embed(x)                                    // [B, N, W]
         let (modulation, embedded) = time_embed(timesteps)             // [B, 6W], [B, W]
         let context = caption_norm(caption_projection(e))              // [B, L, W]
-        let bias = encoderAttentionMask.map(Self.captionBias)
+        // A 0/1 mask that keeps a token in every row masks exactly like the −10000 bias
+        // (exp underflows to 0) and takes the faster key-padding path; otherwise use the bias.
+        var bias: Tensor? = nil, padding: Tensor? = nil
+        if let m = encoderAttentionMask {
+            if Self.isBinaryWithKeptTokenPerRow(m) { padding = m } else { bias = Self.captionBias(m) }
+        }
 
         for block in blocks {
-            tokens = block(tokens, modulation: modulation, context: context, contextBias: bias, height: h, width: w)
+            tokens = block(tokens, modulation: modulation, context: context, contextBias: bias,
+                           contextPadding: padding, height: h, width: w)
         }
         tokens = norm_out(tokens, embedded: embedded, table: scale_shift_table)
         let out = proj_out(tokens)                                     // [B, N, p·p·C]
         let c = config.resolvedOutChannels
         if p == 1 { return out.transposed(1, 2).reshaped([b, c, h, w]) }
         return out.reshaped([b, h, w, p, p, c]).permuted([0, 5, 1, 3, 2, 4]).reshaped([b, c, h * p, w * p])
+    }
+}
+
+/// Channels-last kernels for GLUMBConv, so its tokens need no NCHW round trip.
+public enum SanaKernels {
+    /// Depthwise k×k convolution, stride 1, padding k/2, on channels-last input x [B, H, W, C]
+    /// with PyTorch's weight [C, 1, k, k] and bias [C]. Equals
+    /// conv2d(x in NCHW, weight, bias, padding: k/2, groups: C) in NHWC. Returns [B, H, W, C].
+    public static func depthwiseConvChannelsLast(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        precondition(x.rank == 4, "depthwiseConvChannelsLast: input must be [B, H, W, C], got \(x.shape)")
+        let nb = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
+        precondition(weight.rank == 4 && weight.shape[0] == c && weight.shape[1] == 1
+                     && weight.shape[2] == weight.shape[3] && weight.shape[2] % 2 == 1,
+                     "depthwiseConvChannelsLast: weight \(weight.shape) for \(c) channels")
+        if let bias { precondition(bias.shape == [c], "depthwiseConvChannelsLast: bias \(bias.shape)") }
+        let k = weight.shape[2], pad = k / 2, taps = k * k
+        // Taps major: wt[tap, c], so the inner loop runs over contiguous channels.
+        let wt = Tensor(uninitialized: [taps, c])
+        for ch in 0..<c { for t in 0..<taps { wt.pointer[t * c + ch] = weight.pointer[ch * taps + t] } }
+        let out = Tensor(uninitialized: x.shape)
+        let xp = UnsafePointer(x.pointer), wp = UnsafePointer(wt.pointer), op = out.pointer
+        let bp: UnsafePointer<Float>? = bias.map { UnsafePointer($0.pointer) }
+        // Row (b, y) at a time: out[b, y, x, :] = bias + Σ_taps wt[tap, :] ⊙ x[b, y+i−p, x+j−p, :].
+        Parallel.forRange(nb * h) { rows in
+            for row in rows {
+                let b = row / h, y = row % h
+                for xx in 0..<w {
+                    let o = op + ((b * h + y) * w + xx) * c
+                    if let bp { for ch in 0..<c { o[ch] = bp[ch] } } else { for ch in 0..<c { o[ch] = 0 } }
+                    for i in 0..<k {
+                        let sy = y + i - pad
+                        if sy < 0 || sy >= h { continue }
+                        for j in 0..<k {
+                            let sx = xx + j - pad
+                            if sx < 0 || sx >= w { continue }
+                            let src = xp + ((b * h + sy) * w + sx) * c, tw = wp + (i * k + j) * c
+                            for ch in 0..<c { o[ch] += tw[ch] * src[ch] }
+                        }
+                    }
+                }
+            }
+        }
+        let dx = x.detached(), dwt = wt
+        let needX = x.requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad ?? false
+        let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+        return out.recording("depthwise_conv_channels_last", inputs) { g in
+            let gp = UnsafePointer(g.pointer), xp = UnsafePointer(dx.pointer), wp = UnsafePointer(dwt.pointer)
+            var gx: Tensor? = nil
+            if needX {
+                // gx[b, y, x] = Σ_taps wt[tap] ⊙ g[b, y−i+p, x−j+p] (a gather: rows are independent).
+                let t = Tensor(uninitialized: dx.shape)
+                let gxp = t.pointer
+                Parallel.forRange(nb * h) { rows in
+                    for row in rows {
+                        let b = row / h, y = row % h
+                        for xx in 0..<w {
+                            let o = gxp + ((b * h + y) * w + xx) * c
+                            for ch in 0..<c { o[ch] = 0 }
+                            for i in 0..<k {
+                                let oy = y - i + pad
+                                if oy < 0 || oy >= h { continue }
+                                for j in 0..<k {
+                                    let ox = xx - j + pad
+                                    if ox < 0 || ox >= w { continue }
+                                    let src = gp + ((b * h + oy) * w + ox) * c, tw = wp + (i * k + j) * c
+                                    for ch in 0..<c { o[ch] += tw[ch] * src[ch] }
+                                }
+                            }
+                        }
+                    }
+                }
+                gx = t
+            }
+            var gw: Tensor? = nil, gb: Tensor? = nil
+            if needW || needB {
+                // Per channel block: Σ over every pixel, so blocks are independent.
+                let gwt = Tensor(zeros: [taps, c]), gbt = Tensor(zeros: [c])
+                let gwp = gwt.pointer, gbp = gbt.pointer
+                let block = 64
+                Parallel.forRange((c + block - 1) / block) { blocks in
+                    for blk in blocks {
+                        let c0 = blk * block, c1 = min(c, c0 + block)
+                        for b in 0..<nb {
+                            for y in 0..<h {
+                                for xx in 0..<w {
+                                    let go = gp + ((b * h + y) * w + xx) * c
+                                    for ch in c0..<c1 { gbp[ch] += go[ch] }
+                                    for i in 0..<k {
+                                        let sy = y + i - pad
+                                        if sy < 0 || sy >= h { continue }
+                                        for j in 0..<k {
+                                            let sx = xx + j - pad
+                                            if sx < 0 || sx >= w { continue }
+                                            let src = xp + ((b * h + sy) * w + sx) * c
+                                            let acc = gwp + (i * k + j) * c
+                                            for ch in c0..<c1 { acc[ch] += go[ch] * src[ch] }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                if needW {
+                    let t = Tensor(uninitialized: [c, 1, k, k])
+                    for ch in 0..<c { for tap in 0..<taps { t.pointer[ch * taps + tap] = gwp[tap * c + ch] } }
+                    gw = t
+                }
+                if needB { gb = gbt }
+            }
+            var grads: [Tensor?] = [gx, gw]
+            if inputs.count == 3 { grads.append(gb) }
+            return grads
+        }
+    }
+
+    /// GLU with SiLU on channels-last input [..., 2H]: value (first H) · SiLU(gate (last H)).
+    /// Returns [..., H].
+    public static func gatedSiLU(_ x: Tensor) -> Tensor {
+        precondition(x.rank >= 1 && x.shape[x.rank - 1] % 2 == 0, "gatedSiLU: last axis of \(x.shape) must be even")
+        let two = x.shape[x.rank - 1], hidden = two / 2, rows = x.count / max(two, 1)
+        var outShape = x.shape
+        outShape[x.rank - 1] = hidden
+        let out = Tensor(uninitialized: outShape)
+        let xp = UnsafePointer(x.pointer), op = out.pointer
+        Parallel.forRange(rows, grain: max(1, 4096 / max(hidden, 1))) { r in
+            for row in r {
+                let v = xp + row * two, g = v + hidden, o = op + row * hidden
+                for ch in 0..<hidden {
+                    let z = g[ch]
+                    o[ch] = v[ch] * (z / (1 + Foundation.exp(-z)))
+                }
+            }
+        }
+        let dx = x.detached()
+        return out.recording("gated_silu", [x]) { gOut in
+            let gx = Tensor(uninitialized: dx.shape)
+            let xp = UnsafePointer(dx.pointer), gp = UnsafePointer(gOut.pointer), gxp = gx.pointer
+            Parallel.forRange(rows, grain: max(1, 4096 / max(hidden, 1))) { r in
+                for row in r {
+                    let v = xp + row * two, g = v + hidden, go = gp + row * hidden
+                    let gv = gxp + row * two, gg = gv + hidden
+                    for ch in 0..<hidden {
+                        let z = g[ch]
+                        let s = 1 / (1 + Foundation.exp(-z))
+                        gv[ch] = go[ch] * z * s
+                        gg[ch] = go[ch] * v[ch] * s * (1 + z * (1 - s))
+                    }
+                }
+            }
+            return [gx]
+        }
     }
 }

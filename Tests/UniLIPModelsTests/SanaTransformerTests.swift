@@ -140,6 +140,66 @@ final class SanaTransformerTests: XCTestCase {
         XCTAssertEqual(small.shape, [1, 32, 2, 2])
     }
 
+    func testChannelsLastDepthwiseConvMatchesConv2d() {
+        var rng = RandomGenerator(seed: 21)
+        let w = Tensor.normal([6, 1, 3, 3], rng: &rng), b = Tensor.normal([6], rng: &rng)
+        let x = randn(2, 3, 5, 6, seed: 22)   // [B, H, W, C]
+        let y = SanaKernels.depthwiseConvChannelsLast(x, weight: w, bias: b)
+        let ref = x.permuted([0, 3, 1, 2]).conv2d(w, bias: b, stride: 1, padding: 1, groups: 6).permuted([0, 2, 3, 1])
+        assertClose(y, ref, atol: 1e-5, rtol: 1e-5, "forward")
+        checkGradients([x, w, b]) { xs in SanaKernels.depthwiseConvChannelsLast(xs[0], weight: xs[1], bias: xs[2]) }
+        checkGradients([randn(1, 2, 2, 3, seed: 23), randn(3, 1, 3, 3, seed: 24)]) { xs in
+            SanaKernels.depthwiseConvChannelsLast(xs[0], weight: xs[1], bias: nil)
+        }
+    }
+
+    func testGatedSiLU() {
+        let x = randn(3, 4, 10, seed: 25)
+        let y = SanaKernels.gatedSiLU(x)
+        let ref = x.sliced(axis: 2, start: 0, end: 5) * x.sliced(axis: 2, start: 5, end: 10).silu()
+        assertClose(y, ref, atol: 1e-6, rtol: 1e-5, "forward")
+        checkGradients([x]) { xs in SanaKernels.gatedSiLU(xs[0]) }
+    }
+
+    func testKeyPaddingPathEqualsAdditiveBias() {
+        var rng = RandomGenerator(seed: 26)
+        let m = SanaTransformer2DModel(.tiny, rng: &rng)
+        let h = randn(2, 16, 128, seed: 27), ctx = randn(2, 5, 128, seed: 28), mod = randn(2, 768, seed: 29)
+        let mask = Tensor([1, 1, 0, 0, 0, 1, 1, 1, 1, 0], shape: [2, 5])
+        let viaBias = withNoGrad {
+            m.blocks[0](h, modulation: mod, context: ctx, contextBias: SanaTransformer2DModel.captionBias(mask),
+                        height: 4, width: 4)
+        }
+        let viaPadding = withNoGrad {
+            m.blocks[0](h, modulation: mod, context: ctx, contextBias: nil, contextPadding: mask, height: 4, width: 4)
+        }
+        assertClose(viaPadding, viaBias, atol: 1e-5, rtol: 1e-5, "padding vs bias")
+        // A caption row with no kept token falls back to the bias (diffusers then averages all keys).
+        let empty = Tensor([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], shape: [2, 5])
+        let y = withNoGrad { m(randn(2, 32, 4, 4, seed: 30), encoderHiddenStates: randn(2, 5, 128, seed: 31),
+                               timesteps: [1, 2], encoderAttentionMask: empty) }
+        XCTAssertFalse(y.scalars.contains { !$0.isFinite })
+    }
+
+    func testLegacyDefaultPositionEmbedding() throws {
+        // diffusers ≤ 0.32: a null interpolation_scale still adds the embedding, scale max(s/64, 1).
+        var legacy = SanaConfig.tiny
+        legacy.legacyDefaultPositionEmbedding = true
+        XCTAssertEqual(legacy.effectivePositionEmbeddingScale, 1)
+        XCTAssertNil(SanaConfig.tiny.effectivePositionEmbeddingScale)
+        var explicit = SanaConfig.tiny
+        explicit.interpolationScale = 1
+        var r1 = RandomGenerator(seed: 8), r2 = RandomGenerator(seed: 8), r3 = RandomGenerator(seed: 8)
+        let a = SanaTransformer2DModel(legacy, rng: &r1), b = SanaTransformer2DModel(explicit, rng: &r2)
+        let none = SanaTransformer2DModel(.tiny, rng: &r3)
+        let x = randn(1, 32, 4, 4, seed: 9), cap = randn(1, 3, 128, seed: 10)
+        let ya = withNoGrad { a(x, encoderHiddenStates: cap, timesteps: [400]) }
+        let yb = withNoGrad { b(x, encoderHiddenStates: cap, timesteps: [400]) }
+        let yn = withNoGrad { none(x, encoderHiddenStates: cap, timesteps: [400]) }
+        assertClose(ya, yb, atol: 0, rtol: 0, "legacy = explicit scale 1")
+        XCTAssertGreaterThan((ya - yn).abs().max().item, 1e-3)
+    }
+
     func testFiniteDifferenceGradients() {
         // Small widths and a smooth regime (positive q/k inputs) keep float32 differences usable.
         let c = SanaConfig(inChannels: 3, outChannels: 3, numAttentionHeads: 2, attentionHeadDim: 4, numLayers: 1,
