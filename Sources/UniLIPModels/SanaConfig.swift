@@ -1,5 +1,8 @@
 import Foundation
 
+/// Width of the sinusoidal timestep features fed to `time_embed` (fixed by diffusers).
+public enum SanaTimestepFrequencies { public static let channels = 256 }
+
 /// Configuration of a SANA DiT, with the keys of diffusers' `SanaTransformer2DModel`
 /// `config.json` (snake_case). Missing keys take diffusers' defaults; unknown keys are ignored.
 public struct SanaConfig: Codable, Sendable, Equatable {
@@ -139,6 +142,23 @@ public struct SanaConfig: Codable, Sendable, Equatable {
         return legacyDefaultPositionEmbedding ? Double(max(sampleSize / 64, 1)) : nil
     }
 
+    /// Number of parameters of the model this config builds (without allocating it).
+    public var parameterCount: Int {
+        let w = innerDim, hid = ffnHiddenDim, ci = crossHeads * crossHeadDim, kv = crossAttentionDim ?? w
+        let p = patchSize, cOut = resolvedOutChannels
+        var block = 3 * w * w + (attentionBias ? 3 * w : 0) + w * w + w      // attn1
+        block += w * ci + ci + 2 * (kv * ci + ci) + ci * w + w                // attn2
+        block += normElementwiseAffine ? 2 * w : 0                            // norm2
+        block += w * 2 * hid + 2 * hid + 2 * hid * 9 + 2 * hid + hid * w      // ff
+        block += 6 * w                                                        // scale_shift_table
+        let f = SanaTimestepFrequencies.channels
+        var top = inChannels * p * p * w + w                                  // patch_embed
+        top += f * w + w + w * w + w + w * 6 * w + 6 * w                      // time_embed
+        top += captionChannels * w + w + w * w + w + w                        // caption projection + norm
+        top += 2 * w + w * p * p * cOut + p * p * cOut                        // scale_shift_table, proj_out
+        return top + numLayers * block
+    }
+
     /// Problems that make the configuration unsupported, or nil.
     public var unsupportedReason: String? {
         if guidanceEmbeds { return "guidance_embeds is not supported" }
@@ -177,7 +197,7 @@ public struct SanaConfig: Codable, Sendable, Equatable {
     /// A CPU-trainable DiT with SANA's layout: 32 latent channels on a 4×4 grid (sample_size 4,
     /// patch 1, so 16 tokens; 2×2 and other grids also work), width 128 (4 heads × 32),
     /// 4 layers, cross-attention 4 × 32, FFN hidden 320 (ratio 2.5), caption tokens of
-    /// width 128 (the connector's projector maps onto it). About 1.3 M parameters.
+    /// width 128 (the connector's projector maps onto it). 1,239,840 parameters.
     public static let tiny = SanaConfig(
         inChannels: 32, outChannels: 32, numAttentionHeads: 4, attentionHeadDim: 32, numLayers: 4,
         numCrossAttentionHeads: 4, crossAttentionHeadDim: 32, crossAttentionDim: 128, captionChannels: 128,

@@ -133,7 +133,7 @@ public final class SanaTimestepEmbedding: Module {
 /// Holds `timestep_embedder` (diffusers' `PixArtAlphaCombinedTimestepSizeEmbeddings` without
 /// the resolution/aspect conditions).
 public final class SanaTimestepConditioning: Module {
-    public static let frequencyChannels = 256
+    public static let frequencyChannels = SanaTimestepFrequencies.channels
     public let timestep_embedder: SanaTimestepEmbedding
 
     public init(dim: Int, rng: inout RandomGenerator) {

@@ -119,6 +119,16 @@ final class SanaTransformerTests: XCTestCase {
         XCTAssertFalse(names.contains("transformer_blocks.0.ff.conv_point.bias"))
         XCTAssertFalse(names.contains("transformer_blocks.0.norm2.weight"))
         XCTAssertEqual(m.namedParameters().count, 16 + 4 * 19)
+        XCTAssertEqual(m.parameterCount, SanaConfig.tiny.parameterCount)
+        // Counts of diffusers' SanaTransformer2DModel built from the same configs.
+        XCTAssertEqual(SanaConfig.tiny.parameterCount, 1_239_840)
+        XCTAssertEqual(SanaConfig.sana600M.parameterCount, 591_747_872)
+        XCTAssertEqual(SanaConfig.sana1600M.parameterCount, 1_604_462_752)
+        for json in [Self.configA, Self.configB] {
+            guard let c = try? config(json) else { return XCTFail("config") }
+            var r = RandomGenerator(seed: 1)
+            XCTAssertEqual(SanaTransformer2DModel(c, rng: &r).parameterCount, c.parameterCount)
+        }
     }
 
     func testTinyForwardShapeAndMaskedTokensAreIgnored() {
