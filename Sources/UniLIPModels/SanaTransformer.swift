@@ -340,7 +340,7 @@ public final class SanaTransformerBlock: Module {
     }
 }
 
-/// Marker for the final `norm_out` (diffusers' `SanaModulatedNorm`, no parameters).
+/// The final `norm_out` (diffusers' `SanaModulatedNorm`, no parameters).
 public final class SanaModulatedNorm: Module {
     public let norm: LayerNorm
 
