@@ -1,8 +1,9 @@
-# Quick start: `make run` (installs, builds in release mode, runs) and `make test`.
+# Quick start: `make run` (installs, builds in release mode, runs the demo on the shipped model)
+# and `make test`.
 SWIFT ?= swift
 THREADS ?=
 
-.PHONY: deps build release run test bench fixtures clean
+.PHONY: deps build release run test bench fixtures model-understanding clean
 
 deps:
 	@scripts/install-deps.sh
@@ -14,7 +15,7 @@ release: deps
 	$(SWIFT) build -c release
 
 run: release
-	.build/release/unilip bench core $(if $(THREADS),--threads $(THREADS),)
+	.build/release/unilip demo $(if $(THREADS),--threads $(THREADS),)
 
 test: deps
 	$(SWIFT) test
@@ -26,6 +27,10 @@ bench: release
 # Golden values from PyTorch (needs: pip install "torch==2.13.0+cpu" numpy safetensors scikit-image).
 fixtures:
 	python3 Tools/reference/make_fixtures.py
+
+# Reproduces the shipped base model Models/internvl-tiny (seeded; resumes if interrupted).
+model-understanding: release
+	.build/release/unilip train understanding --run runs/internvl-tiny --output Models/internvl-tiny
 
 clean:
 	rm -rf .build

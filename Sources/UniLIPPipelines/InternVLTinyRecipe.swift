@@ -13,9 +13,9 @@ public struct InternVLTinyRecipe {
     public var vocabSize = 512
     /// Scenes whose texts train the tokenizer.
     public var tokenizerScenes = 2000
-    public var clip = TrainingSchedule(steps: 1500, batchSize: 64, learningRate: 1e-3, warmupSteps: 100,
+    public var clip = TrainingSchedule(steps: 1000, batchSize: 64, learningRate: 1e-3, warmupSteps: 100,
                                        weightDecay: 0.05, checkpointEvery: 250, logEvery: 10)
-    public var mllm = TrainingSchedule(steps: 2500, batchSize: 64, learningRate: 1e-3, warmupSteps: 100,
+    public var mllm = TrainingSchedule(steps: 2000, batchSize: 64, learningRate: 1e-3, warmupSteps: 100,
                                        weightDecay: 0.01, checkpointEvery: 250, logEvery: 10)
     public var textTower = CLIPTextConfig(vocabSize: 0)
 
