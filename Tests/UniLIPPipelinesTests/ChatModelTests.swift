@@ -1,0 +1,90 @@
+import Foundation
+import ShapesWorld
+import UniLIPCore
+import UniLIPModels
+import UniLIPPipelines
+import UniLIPTestSupport
+import UniLIPText
+import XCTest
+
+final class ChatModelTests: XCTestCase {
+    func tokenizer() throws -> Tokenizer {
+        try BPETrainer.train(texts: InternVLTinyRecipe.tokenizerCorpus(world: ShapesWorld(seed: 0), scenes: 30), vocabSize: 300)
+    }
+
+    func testTemplateMasksEverythingButTheAnswer() throws {
+        let t = try ChatTemplate(tokenizer: try tokenizer())
+        let (ids, labels) = t.example(question: "What color is the circle?", answer: "red", imageTokens: 4)
+        XCTAssertEqual(ids.count, labels.count)
+        XCTAssertEqual(ids.filter { $0 == t.imgContext }.count, 4)
+        let answer = zip(ids, labels).filter { $0.1 != -100 }.map(\.0)
+        XCTAssertEqual(answer, t.tokenizer.encode("red") + [t.imEnd])
+        XCTAssertEqual(t.tokenizer.decode(t.prompt("Hi", imageTokens: 0)), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    }
+
+    /// Image tokens land exactly on the context positions, in order, whatever the padding.
+    func testImageTokensReplaceContextEmbeddings() throws {
+        var rng = RandomGenerator(seed: 1)
+        var config = InternVLChatConfig.tiny(vocabSize: 40)
+        config.llmConfig.numHiddenLayers = 1
+        config.visionConfig.numHiddenLayers = 1
+        let model = InternVLChatModel(config, rng: &rng)
+        let ctx = 7
+        let ids = [1, 2, ctx, ctx, 3, 0, 5, ctx, ctx, 4]  // two rows of 5, context at different places
+        let image = Tensor.normal([2, 2, 128], rng: &rng, requiresGrad: true)
+        let merged = model.inputEmbeddings(ids: ids, batch: 2, imageTokens: image, contextID: ctx)
+        let text = model.language.model.embed(ids, batch: 2)
+        XCTAssertEqual(merged.shape, [2, 5, 128])
+        func row(_ t: Tensor, _ b: Int, _ p: Int, _ len: Int) -> [Float] {
+            Array(t.scalars[((b * len + p) * 128)..<((b * len + p + 1) * 128)])
+        }
+        XCTAssertEqual(row(merged, 0, 2, 5), row(image, 0, 0, 2))
+        XCTAssertEqual(row(merged, 0, 3, 5), row(image, 0, 1, 2))
+        XCTAssertEqual(row(merged, 1, 2, 5), row(image, 1, 0, 2))
+        XCTAssertEqual(row(merged, 1, 3, 5), row(image, 1, 1, 2))
+        XCTAssertEqual(row(merged, 0, 0, 5), row(text, 0, 0, 5))
+        XCTAssertEqual(row(merged, 1, 4, 5), row(text, 1, 4, 5))
+        merged.sum().backward()
+        XCTAssertEqual(image.grad?.scalars, [Float](repeating: 1, count: 512), "each image token used once")
+    }
+
+    func testMLLMLossFallsOnAFixedBatch() throws {
+        let tok = try tokenizer()
+        let template = try ChatTemplate(tokenizer: tok)
+        var rng = RandomGenerator(seed: 2)
+        var config = InternVLChatConfig.tiny(vocabSize: tok.vocabSize)
+        config.llmConfig.numHiddenLayers = 2
+        config.visionConfig.numHiddenLayers = 1
+        let model = InternVLChatModel(config, rng: &rng)
+        model.vision.freeze()
+        let data = UnderstandingData(world: ShapesWorld(seed: 0), split: .train)
+        let examples = (0..<8).map { data.example($0) }
+        let batch = TokenBatch(examples.map { template.example(question: $0.question, answer: $0.answer, imageTokens: 16) },
+                               pad: template.pad)
+        let pixels = UnderstandingData.pixels(examples.map(\.image))
+        let params = model.namedParameters().filter { $0.1.requiresGrad }
+        XCTAssertFalse(params.contains { $0.0.hasPrefix("vision_model.") })
+        let opt = AdamWForTest(params)
+        var first: Float = 0, last: Float = 0
+        for step in 0..<30 {
+            let loss = model.loss(pixels: pixels, ids: batch.ids, labels: batch.labels, batch: batch.batch,
+                                  mask: batch.mask, contextID: template.imgContext)
+            if step == 0 { first = loss.item }
+            last = loss.item
+            opt.step(loss)
+        }
+        XCTAssertLessThan(last, first / 5, "loss \(first) → \(last)")
+    }
+}
+
+import UniLIPNN
+/// A plain AdamW loop for the overfitting test.
+struct AdamWForTest {
+    let opt: AdamW
+    init(_ params: [(String, Tensor)]) { opt = AdamW(params, lr: 3e-3, weightDecay: 0) }
+    func step(_ loss: Tensor) {
+        opt.zeroGrad()
+        loss.backward()
+        opt.step()
+    }
+}
