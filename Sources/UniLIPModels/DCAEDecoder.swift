@@ -1,0 +1,294 @@
+import UniLIPCore
+import UniLIPNN
+
+// The decoder of diffusers' `AutoencoderDC` (DC-AE), with its tensor names:
+//   conv_in, up_blocks.{stage}.{index}.…, norm_out, conv_out
+// `up_blocks[i]` is stage i (resolution 2^i below the image); the last stage runs first at the
+// latent's resolution. Every stage but the last starts with its up block at index 0, followed
+// by its layers; the last stage's layers start at index 0.
+
+/// A 2-D convolution layer with PyTorch's `nn.Conv2d` naming (`weight`, `bias`) and init.
+final class DCAEConv: Module, UnaryLayer {
+    let weight: Tensor
+    let bias: Tensor?
+    let padding: Int
+    let groups: Int
+
+    init(_ inChannels: Int, _ outChannels: Int, kernel: Int, groups: Int = 1, bias: Bool = true,
+         rng: inout RandomGenerator) {
+        precondition(inChannels % groups == 0 && outChannels % groups == 0,
+                     "conv \(inChannels)→\(outChannels) does not split into \(groups) groups")
+        let fanIn = inChannels / groups * kernel * kernel
+        let bound = 1 / Float(fanIn).squareRoot()
+        weight = Tensor.uniform([outChannels, inChannels / groups, kernel, kernel], -bound, bound, rng: &rng)
+        self.bias = bias ? Tensor.uniform([outChannels], -bound, bound, rng: &rng) : nil
+        padding = kernel / 2
+        self.groups = groups
+        super.init()
+        parameter("weight", weight)
+        if let b = self.bias { parameter("bias", b) }
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        x.conv2d(weight, bias: bias, stride: 1, padding: padding, groups: groups)
+    }
+}
+
+/// diffusers' `RMSNorm(C, eps 1e-5, bias=True)` applied over the channels of NCHW input.
+final class DCAEChannelRMSNorm: Module, UnaryLayer {
+    let weight: Tensor
+    let bias: Tensor
+    let eps: Float
+
+    init(_ channels: Int, eps: Float = 1e-5) {
+        weight = Tensor(repeating: 1, shape: [channels])
+        bias = Tensor(zeros: [channels])
+        self.eps = eps
+        super.init()
+        parameter("weight", weight)
+        parameter("bias", bias)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { x.rmsNormChannels(weight: weight, bias: bias, eps: eps) }
+}
+
+/// A `Linear` (weight [out, in], no bias) applied to the channels of NCHW input, as a 1×1 conv.
+@inline(__always)
+func channelLinear(_ x: Tensor, _ weight: Tensor) -> Tensor {
+    x.conv2d(weight.reshaped([weight.shape[0], weight.shape[1], 1, 1]), stride: 1, padding: 0)
+}
+
+/// conv3×3 (bias) → act → conv3×3 (no bias) → channel RMSNorm → + input.
+public final class DCAEResBlock: Module, UnaryLayer {
+    let conv1: DCAEConv
+    let conv2: DCAEConv
+    let norm: DCAEChannelRMSNorm
+    let activation: Activation
+
+    init(channels: Int, activation: Activation, rng: inout RandomGenerator) {
+        conv1 = DCAEConv(channels, channels, kernel: 3, rng: &rng)
+        conv2 = DCAEConv(channels, channels, kernel: 3, bias: false, rng: &rng)
+        norm = DCAEChannelRMSNorm(channels)
+        self.activation = activation
+        super.init()
+        child("conv1", conv1)
+        child("conv2", conv2)
+        child("norm", norm)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        norm(conv2(activation(conv1(x)))) + x
+    }
+}
+
+/// Depthwise k×k then grouped 1×1 (3·heads groups) over the concatenated q/k/v channels
+/// (`SanaMultiscaleAttentionProjection`), both without bias.
+final class DCAEMultiscaleProjection: Module, UnaryLayer {
+    let projIn: DCAEConv
+    let projOut: DCAEConv
+
+    init(innerDim: Int, heads: Int, kernel: Int, rng: inout RandomGenerator) {
+        let c = 3 * innerDim
+        projIn = DCAEConv(c, c, kernel: kernel, groups: c, bias: false, rng: &rng)
+        projOut = DCAEConv(c, c, kernel: 1, groups: 3 * heads, bias: false, rng: &rng)
+        super.init()
+        child("proj_in", projIn)
+        child("proj_out", projOut)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { projOut(projIn(x)) }
+}
+
+/// SANA multiscale ReLU linear attention with residual (`SanaMultiscaleLinearAttention` as
+/// DC-AE uses it). q/k/v come from bias-free 1×1 projections; each multiscale branch adds as
+/// many heads again. The channels are then read as heads of 3·D consecutive channels (q, k, v
+/// of D each), attended with ReLU linear attention, projected by `to_out`, normalised, and
+/// added to the input.
+public final class DCAEMultiscaleLinearAttention: Module, UnaryLayer {
+    let toQ: Linear
+    let toK: Linear
+    let toV: Linear
+    let multiscale: [DCAEMultiscaleProjection]
+    let toOut: Linear
+    let normOut: DCAEChannelRMSNorm
+    public let heads: Int
+    public let headDim: Int
+
+    init(channels: Int, headDim: Int, kernels: [Int], rng: inout RandomGenerator) {
+        heads = channels / headDim
+        self.headDim = headDim
+        let inner = heads * headDim
+        toQ = Linear(channels, inner, bias: false, rng: &rng)
+        toK = Linear(channels, inner, bias: false, rng: &rng)
+        toV = Linear(channels, inner, bias: false, rng: &rng)
+        var branches: [DCAEMultiscaleProjection] = []
+        for k in kernels { branches.append(DCAEMultiscaleProjection(innerDim: inner, heads: heads, kernel: k, rng: &rng)) }
+        multiscale = branches
+        toOut = Linear(inner * (1 + kernels.count), channels, bias: false, rng: &rng)
+        normOut = DCAEChannelRMSNorm(channels)
+        super.init()
+        child("to_q", toQ)
+        child("to_k", toK)
+        child("to_v", toV)
+        child("to_qkv_multiscale", ModuleList(branches))
+        child("to_out", toOut)
+        child("norm_out", normOut)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 4, "EfficientViT attention: input must be [N, C, H, W], got \(x.shape)")
+        let b = x.shape[0], h = x.shape[2], w = x.shape[3], n = h * w, d = headDim
+        let wqkv = Tensor.concat([toQ.weight, toK.weight, toV.weight], axis: 0)
+        let qkv = channelLinear(x, wqkv)
+        var parts = [qkv]
+        for branch in multiscale { parts.append(branch(qkv)) }
+        let all = parts.count == 1 ? qkv : Tensor.concat(parts, axis: 1)
+        let groups = all.shape[1] / (3 * d)
+        // [B, G, 3D, N] → token-major [B, G, N, 3D], then q | k | v along the last axis.
+        let tokens = all.reshaped([b, groups, 3 * d, n]).transposed(2, 3)
+        let q = tokens.sliced(axis: 3, start: 0, end: d)
+        let k = tokens.sliced(axis: 3, start: d, end: 2 * d)
+        let v = tokens.sliced(axis: 3, start: 2 * d, end: 3 * d)
+        let att = Tensor.reluLinearAttention(q: q, k: k, v: v)
+        let merged = att.transposed(2, 3).reshaped([b, groups * d, h, w])
+        return normOut(channelLinear(merged, toOut.weight)) + x
+    }
+}
+
+/// GLUMBConv: 1×1 to 2·4C (bias) → SiLU → depthwise 3×3 (bias) → halves x, gate → x·SiLU(gate)
+/// → 1×1 to C (no bias) → channel RMSNorm → + input.
+public final class DCAEGLUMBConv: Module, UnaryLayer {
+    let convInverted: DCAEConv
+    let convDepth: DCAEConv
+    let convPoint: DCAEConv
+    let norm: DCAEChannelRMSNorm
+
+    init(channels: Int, expand: Int = 4, rng: inout RandomGenerator) {
+        let hidden = expand * channels
+        convInverted = DCAEConv(channels, 2 * hidden, kernel: 1, rng: &rng)
+        convDepth = DCAEConv(2 * hidden, 2 * hidden, kernel: 3, groups: 2 * hidden, rng: &rng)
+        convPoint = DCAEConv(hidden, channels, kernel: 1, bias: false, rng: &rng)
+        norm = DCAEChannelRMSNorm(channels)
+        super.init()
+        child("conv_inverted", convInverted)
+        child("conv_depth", convDepth)
+        child("conv_point", convPoint)
+        child("norm", norm)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = convDepth(convInverted(x).silu())
+        let halves = h.chunked(2, axis: 1)
+        return norm(convPoint(halves[0] * halves[1].silu())) + x
+    }
+}
+
+/// Multiscale linear attention then GLUMBConv (diffusers' `EfficientViTBlock`: `attn`, `conv_out`).
+public final class DCAEEfficientViTBlock: Module, UnaryLayer {
+    public let attn: DCAEMultiscaleLinearAttention
+    public let convOut: DCAEGLUMBConv
+
+    init(channels: Int, headDim: Int, kernels: [Int], rng: inout RandomGenerator) {
+        attn = DCAEMultiscaleLinearAttention(channels: channels, headDim: headDim, kernels: kernels, rng: &rng)
+        convOut = DCAEGLUMBConv(channels: channels, rng: &rng)
+        super.init()
+        child("attn", attn)
+        child("conv_out", convOut)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { convOut(attn(x)) }
+}
+
+/// ×2 upsampling from `in` to `out` channels (`DCUpBlock2d` with shortcut): nearest ×2 + 3×3
+/// conv (or 3×3 conv to 4·out + pixel shuffle), plus the input's channels repeat-interleaved
+/// to 4·out and pixel-shuffled.
+public final class DCAEUpBlock: Module, UnaryLayer {
+    let conv: DCAEConv
+    let type: DCAEUpsampleType
+    let repeats: Int
+
+    init(inChannels: Int, outChannels: Int, type: DCAEUpsampleType, rng: inout RandomGenerator) {
+        precondition((4 * outChannels) % inChannels == 0,
+                     "up block \(inChannels)→\(outChannels): 4·out must be a multiple of in")
+        conv = DCAEConv(inChannels, type == .interpolate ? outChannels : 4 * outChannels, kernel: 3, rng: &rng)
+        self.type = type
+        repeats = 4 * outChannels / inChannels
+        super.init()
+        child("conv", conv)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let main: Tensor
+        switch type {
+        case .interpolate: main = conv(x.interpolate(scale: 2, mode: .nearest))
+        case .pixelShuffle: main = conv(x).pixelShuffle(2)
+        }
+        let shortcut = (repeats == 1 ? x : x.repeatInterleaved(repeats, axis: 1)).pixelShuffle(2)
+        return main + shortcut
+    }
+}
+
+/// The DC-AE decoder: latent [B, latent_channels, h, w] → image [B, in_channels, h·f, w·f] with
+/// f = 2^(stages − 1) (32 for f32c32).
+public final class DCAEDecoder: Module, UnaryLayer {
+    public let config: DCAEDecoderConfig
+    let convIn: DCAEConv
+    /// Stage i's layers in order (up block first where present), as `up_blocks.i.j`.
+    let stages: [[any UnaryLayer]]
+    let normOut: DCAEChannelRMSNorm
+    let convOut: DCAEConv
+    let convActivation: Activation
+
+    /// A decoder with PyTorch-style random weights (norms at weight 1, bias 0).
+    /// Precondition: `config.validate()` passes (configs decoded from JSON are validated).
+    public init(config: DCAEDecoderConfig, rng: inout RandomGenerator) {
+        do { try config.validate() } catch { preconditionFailure("\(error)") }
+        self.config = config
+        let n = config.stageCount
+        let ch = config.blockOutChannels
+        convIn = DCAEConv(config.latentChannels, ch[n - 1], kernel: 3, rng: &rng)
+        // Built from the lowest resolution up, matching diffusers' construction order so
+        // parameter registration order matches its state_dict (stages, then indices).
+        var built = [[any UnaryLayer]](repeating: [], count: n)
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            var layers: [any UnaryLayer] = []
+            if i < n - 1 {
+                layers.append(DCAEUpBlock(inChannels: ch[i + 1], outChannels: ch[i],
+                                          type: config.upsampleBlockType, rng: &rng))
+            }
+            for _ in 0..<config.layersPerBlock[i] {
+                switch config.blockTypes[i] {
+                case .resBlock:
+                    let act = DCAEDecoderConfig.activation(config.actFns[i]) ?? .silu
+                    layers.append(DCAEResBlock(channels: ch[i], activation: act, rng: &rng))
+                case .efficientViT:
+                    layers.append(DCAEEfficientViTBlock(channels: ch[i], headDim: config.attentionHeadDim,
+                                                        kernels: config.qkvMultiscales[i], rng: &rng))
+                }
+            }
+            built[i] = layers
+        }
+        stages = built
+        normOut = DCAEChannelRMSNorm(ch[0])
+        convActivation = DCAEDecoderConfig.activation(config.convActFn) ?? .relu
+        convOut = DCAEConv(ch[0], config.inChannels, kernel: 3, rng: &rng)
+        super.init()
+        child("conv_in", convIn)
+        child("up_blocks", ModuleList(stages.map { ModuleList($0.map { $0 as Module }) }))
+        child("norm_out", normOut)
+        child("conv_out", convOut)
+    }
+
+    public func callAsFunction(_ z: Tensor) -> Tensor {
+        precondition(z.rank == 4 && z.shape[1] == config.latentChannels,
+                     "DCAEDecoder: latent must be [B, \(config.latentChannels), h, w], got \(z.shape)")
+        var h = convIn(z)
+        if config.inShortcut {
+            h = h + z.repeatInterleaved(config.blockOutChannels[config.stageCount - 1] / config.latentChannels, axis: 1)
+        }
+        for stage in stages.reversed() {
+            for layer in stage { h = layer(h) }
+        }
+        return convOut(convActivation(normOut(h)))
+    }
+}
