@@ -7,6 +7,26 @@ import UniLIPNN
 // latent's resolution. Every stage but the last starts with its up block at index 0, followed
 // by its layers; the last stage's layers start at index 0.
 
+/// Fills new weights: PyTorch's default U(−1/√fan_in, 1/√fan_in), or zeros when the weights
+/// are about to be loaded (no random draws for 160M parameters).
+final class DCAEInitializer {
+    var rng: RandomGenerator?
+    init(rng: RandomGenerator?) { self.rng = rng }
+
+    func uniform(_ shape: [Int], fanIn: Int) -> Tensor {
+        guard var r = rng else { return Tensor(zeros: shape) }
+        let bound = 1 / Float(Swift.max(fanIn, 1)).squareRoot()
+        let t = Tensor.uniform(shape, -bound, bound, rng: &r)
+        rng = r
+        return t
+    }
+
+    /// `nn.Linear(in, out, bias=False)`.
+    func linear(_ inFeatures: Int, _ outFeatures: Int) -> Linear {
+        Linear(weight: uniform([outFeatures, inFeatures], fanIn: inFeatures), bias: nil)
+    }
+}
+
 /// A 2-D convolution layer with PyTorch's `nn.Conv2d` naming (`weight`, `bias`) and init.
 final class DCAEConv: Module, UnaryLayer {
     let weight: Tensor
@@ -15,13 +35,12 @@ final class DCAEConv: Module, UnaryLayer {
     let groups: Int
 
     init(_ inChannels: Int, _ outChannels: Int, kernel: Int, groups: Int = 1, bias: Bool = true,
-         rng: inout RandomGenerator) {
+         init initializer: DCAEInitializer) {
         precondition(inChannels % groups == 0 && outChannels % groups == 0,
                      "conv \(inChannels)→\(outChannels) does not split into \(groups) groups")
         let fanIn = inChannels / groups * kernel * kernel
-        let bound = 1 / Float(fanIn).squareRoot()
-        weight = Tensor.uniform([outChannels, inChannels / groups, kernel, kernel], -bound, bound, rng: &rng)
-        self.bias = bias ? Tensor.uniform([outChannels], -bound, bound, rng: &rng) : nil
+        weight = initializer.uniform([outChannels, inChannels / groups, kernel, kernel], fanIn: fanIn)
+        self.bias = bias ? initializer.uniform([outChannels], fanIn: fanIn) : nil
         padding = kernel / 2
         self.groups = groups
         super.init()
@@ -65,9 +84,9 @@ public final class DCAEResBlock: Module, UnaryLayer {
     let norm: DCAEChannelRMSNorm
     let activation: Activation
 
-    init(channels: Int, activation: Activation, rng: inout RandomGenerator) {
-        conv1 = DCAEConv(channels, channels, kernel: 3, rng: &rng)
-        conv2 = DCAEConv(channels, channels, kernel: 3, bias: false, rng: &rng)
+    init(channels: Int, activation: Activation, init initializer: DCAEInitializer) {
+        conv1 = DCAEConv(channels, channels, kernel: 3, init: initializer)
+        conv2 = DCAEConv(channels, channels, kernel: 3, bias: false, init: initializer)
         norm = DCAEChannelRMSNorm(channels)
         self.activation = activation
         super.init()
@@ -87,10 +106,10 @@ final class DCAEMultiscaleProjection: Module, UnaryLayer {
     let projIn: DCAEConv
     let projOut: DCAEConv
 
-    init(innerDim: Int, heads: Int, kernel: Int, rng: inout RandomGenerator) {
+    init(innerDim: Int, heads: Int, kernel: Int, init initializer: DCAEInitializer) {
         let c = 3 * innerDim
-        projIn = DCAEConv(c, c, kernel: kernel, groups: c, bias: false, rng: &rng)
-        projOut = DCAEConv(c, c, kernel: 1, groups: 3 * heads, bias: false, rng: &rng)
+        projIn = DCAEConv(c, c, kernel: kernel, groups: c, bias: false, init: initializer)
+        projOut = DCAEConv(c, c, kernel: 1, groups: 3 * heads, bias: false, init: initializer)
         super.init()
         child("proj_in", projIn)
         child("proj_out", projOut)
@@ -114,17 +133,17 @@ public final class DCAEMultiscaleLinearAttention: Module, UnaryLayer {
     public let heads: Int
     public let headDim: Int
 
-    init(channels: Int, headDim: Int, kernels: [Int], rng: inout RandomGenerator) {
+    init(channels: Int, headDim: Int, kernels: [Int], init initializer: DCAEInitializer) {
         heads = channels / headDim
         self.headDim = headDim
         let inner = heads * headDim
-        toQ = Linear(channels, inner, bias: false, rng: &rng)
-        toK = Linear(channels, inner, bias: false, rng: &rng)
-        toV = Linear(channels, inner, bias: false, rng: &rng)
+        toQ = initializer.linear(channels, inner)
+        toK = initializer.linear(channels, inner)
+        toV = initializer.linear(channels, inner)
         var branches: [DCAEMultiscaleProjection] = []
-        for k in kernels { branches.append(DCAEMultiscaleProjection(innerDim: inner, heads: heads, kernel: k, rng: &rng)) }
+        for k in kernels { branches.append(DCAEMultiscaleProjection(innerDim: inner, heads: heads, kernel: k, init: initializer)) }
         multiscale = branches
-        toOut = Linear(inner * (1 + kernels.count), channels, bias: false, rng: &rng)
+        toOut = initializer.linear(inner * (1 + kernels.count), channels)
         normOut = DCAEChannelRMSNorm(channels)
         super.init()
         child("to_q", toQ)
@@ -163,11 +182,11 @@ public final class DCAEGLUMBConv: Module, UnaryLayer {
     let convPoint: DCAEConv
     let norm: DCAEChannelRMSNorm
 
-    init(channels: Int, expand: Int = 4, rng: inout RandomGenerator) {
+    init(channels: Int, expand: Int = 4, init initializer: DCAEInitializer) {
         let hidden = expand * channels
-        convInverted = DCAEConv(channels, 2 * hidden, kernel: 1, rng: &rng)
-        convDepth = DCAEConv(2 * hidden, 2 * hidden, kernel: 3, groups: 2 * hidden, rng: &rng)
-        convPoint = DCAEConv(hidden, channels, kernel: 1, bias: false, rng: &rng)
+        convInverted = DCAEConv(channels, 2 * hidden, kernel: 1, init: initializer)
+        convDepth = DCAEConv(2 * hidden, 2 * hidden, kernel: 3, groups: 2 * hidden, init: initializer)
+        convPoint = DCAEConv(hidden, channels, kernel: 1, bias: false, init: initializer)
         norm = DCAEChannelRMSNorm(channels)
         super.init()
         child("conv_inverted", convInverted)
@@ -188,9 +207,9 @@ public final class DCAEEfficientViTBlock: Module, UnaryLayer {
     public let attn: DCAEMultiscaleLinearAttention
     public let convOut: DCAEGLUMBConv
 
-    init(channels: Int, headDim: Int, kernels: [Int], rng: inout RandomGenerator) {
-        attn = DCAEMultiscaleLinearAttention(channels: channels, headDim: headDim, kernels: kernels, rng: &rng)
-        convOut = DCAEGLUMBConv(channels: channels, rng: &rng)
+    init(channels: Int, headDim: Int, kernels: [Int], init initializer: DCAEInitializer) {
+        attn = DCAEMultiscaleLinearAttention(channels: channels, headDim: headDim, kernels: kernels, init: initializer)
+        convOut = DCAEGLUMBConv(channels: channels, init: initializer)
         super.init()
         child("attn", attn)
         child("conv_out", convOut)
@@ -207,10 +226,10 @@ public final class DCAEUpBlock: Module, UnaryLayer {
     let type: DCAEUpsampleType
     let repeats: Int
 
-    init(inChannels: Int, outChannels: Int, type: DCAEUpsampleType, rng: inout RandomGenerator) {
+    init(inChannels: Int, outChannels: Int, type: DCAEUpsampleType, init initializer: DCAEInitializer) {
         precondition((4 * outChannels) % inChannels == 0,
                      "up block \(inChannels)→\(outChannels): 4·out must be a multiple of in")
-        conv = DCAEConv(inChannels, type == .interpolate ? outChannels : 4 * outChannels, kernel: 3, rng: &rng)
+        conv = DCAEConv(inChannels, type == .interpolate ? outChannels : 4 * outChannels, kernel: 3, init: initializer)
         self.type = type
         repeats = 4 * outChannels / inChannels
         super.init()
@@ -241,12 +260,23 @@ public final class DCAEDecoder: Module, UnaryLayer {
 
     /// A decoder with PyTorch-style random weights (norms at weight 1, bias 0).
     /// Precondition: `config.validate()` passes (configs decoded from JSON are validated).
-    public init(config: DCAEDecoderConfig, rng: inout RandomGenerator) {
+    public convenience init(config: DCAEDecoderConfig, rng: inout RandomGenerator) {
+        let initializer = DCAEInitializer(rng: rng)
+        self.init(config: config, initializer: initializer)
+        if let r = initializer.rng { rng = r }
+    }
+
+    /// A decoder whose weights are zeros (norm weights 1), to be overwritten by a checkpoint.
+    public convenience init(forLoading config: DCAEDecoderConfig) {
+        self.init(config: config, initializer: DCAEInitializer(rng: nil))
+    }
+
+    init(config: DCAEDecoderConfig, initializer: DCAEInitializer) {
         do { try config.validate() } catch { preconditionFailure("\(error)") }
         self.config = config
         let n = config.stageCount
         let ch = config.blockOutChannels
-        convIn = DCAEConv(config.latentChannels, ch[n - 1], kernel: 3, rng: &rng)
+        convIn = DCAEConv(config.latentChannels, ch[n - 1], kernel: 3, init: initializer)
         // Built from the lowest resolution up, matching diffusers' construction order so
         // parameter registration order matches its state_dict (stages, then indices).
         var built = [[any UnaryLayer]](repeating: [], count: n)
@@ -254,16 +284,16 @@ public final class DCAEDecoder: Module, UnaryLayer {
             var layers: [any UnaryLayer] = []
             if i < n - 1 {
                 layers.append(DCAEUpBlock(inChannels: ch[i + 1], outChannels: ch[i],
-                                          type: config.upsampleBlockType, rng: &rng))
+                                          type: config.upsampleBlockType, init: initializer))
             }
             for _ in 0..<config.layersPerBlock[i] {
                 switch config.blockTypes[i] {
                 case .resBlock:
                     let act = DCAEDecoderConfig.activation(config.actFns[i]) ?? .silu
-                    layers.append(DCAEResBlock(channels: ch[i], activation: act, rng: &rng))
+                    layers.append(DCAEResBlock(channels: ch[i], activation: act, init: initializer))
                 case .efficientViT:
                     layers.append(DCAEEfficientViTBlock(channels: ch[i], headDim: config.attentionHeadDim,
-                                                        kernels: config.qkvMultiscales[i], rng: &rng))
+                                                        kernels: config.qkvMultiscales[i], init: initializer))
                 }
             }
             built[i] = layers
@@ -271,7 +301,7 @@ public final class DCAEDecoder: Module, UnaryLayer {
         stages = built
         normOut = DCAEChannelRMSNorm(ch[0])
         convActivation = DCAEDecoderConfig.activation(config.convActFn) ?? .relu
-        convOut = DCAEConv(ch[0], config.inChannels, kernel: 3, rng: &rng)
+        convOut = DCAEConv(ch[0], config.inChannels, kernel: 3, init: initializer)
         super.init()
         child("conv_in", convIn)
         child("up_blocks", ModuleList(stages.map { ModuleList($0.map { $0 as Module }) }))

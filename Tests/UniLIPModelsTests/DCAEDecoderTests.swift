@@ -20,8 +20,7 @@ final class DCAEDecoderTests: XCTestCase {
     /// every tensor loaded strictly from `key.decoder.*`; the other fixture entries are dropped.
     func loadDecoder(_ key: String) throws -> DCAEDecoder {
         let config = try JSONDecoder().decode(DCAEDecoderConfig.self, from: Data(Self.metadata("\(key).config").utf8))
-        var rng = RandomGenerator(seed: 3)
-        let decoder = DCAEDecoder(config: config, rng: &rng)
+        let decoder = DCAEDecoder(forLoading: config)
         let prefix = "\(key).decoder"
         let report = try Checkpoint(path: Self.fixturePath).load(
             into: decoder.namedTensors(prefix: prefix),
@@ -83,8 +82,7 @@ final class DCAEDecoderTests: XCTestCase {
     func testF32C32NamesAndShapesMatchDiffusers() throws {
         let json = try Self.metadata("f32c32.shapes")
         let expected = try JSONDecoder().decode([String: [Int]].self, from: Data(json.utf8))
-        var rng = RandomGenerator(seed: 0)
-        let decoder = DCAEDecoder(config: .f32c32, rng: &rng)
+        let decoder = DCAEDecoder(forLoading: .f32c32)
         let ours = Dictionary(uniqueKeysWithValues: decoder.namedTensors().map { ($0.0, $0.1.shape) })
         XCTAssertEqual(Set(ours.keys).subtracting(expected.keys).sorted(), [])
         XCTAssertEqual(Set(expected.keys).subtracting(ours.keys).sorted(), [])
@@ -105,6 +103,20 @@ final class DCAEDecoderTests: XCTestCase {
         XCTAssertTrue(names.contains("up_blocks.3.0.conv.weight"))
         XCTAssertTrue(names.contains("up_blocks.2.2.conv2.weight"))
         XCTAssertEqual(Array(names.suffix(4)), ["norm_out.weight", "norm_out.bias", "conv_out.weight", "conv_out.bias"])
+        // Seeded PyTorch-style init: U(±1/√fan_in); norms at 1 / 0. For loading: zeros.
+        var rng2 = RandomGenerator(seed: 0)
+        let again = DCAEDecoder(config: .tiny, rng: &rng2)
+        XCTAssertEqual(again.tensor(named: "conv_out.weight")?.scalars, decoder.tensor(named: "conv_out.weight")?.scalars)
+        let w = decoder.tensor(named: "up_blocks.0.0.conv.weight")?.scalars ?? []
+        let bound = 1 / Float(64 * 9).squareRoot()
+        XCTAssertTrue(w.allSatisfy { abs($0) <= bound } && w.contains { abs($0) > bound / 2 })
+        XCTAssertEqual(decoder.tensor(named: "up_blocks.4.0.conv_out.norm.weight")?.scalars.allSatisfy { $0 == 1 }, true)
+        let blank = DCAEDecoder(forLoading: .tiny)
+        XCTAssertEqual(blank.tensor(named: "conv_in.weight")?.scalars.allSatisfy { $0 == 0 }, true)
+        XCTAssertEqual(blank.tensor(named: "norm_out.weight")?.scalars.allSatisfy { $0 == 1 }, true)
+        XCTAssertEqual(blank.parameterCount, decoder.parameterCount)
+        XCTAssertEqual(decoder.parameterCount, 1_179_363)  // diffusers' count for this config
+
         let y = withNoGrad { decoder(randn(2, 32, 4, 4, seed: 5)) }
         XCTAssertEqual(y.shape, [2, 3, 64, 64])
         XCTAssertTrue(y.scalars.allSatisfy { $0.isFinite })
