@@ -68,6 +68,20 @@ public final class UniLIPLatent: Module {
 
     // MARK: Output post-processing
 
+    /// Decodes latents and resizes to the target image size (training and generation path:
+    /// 16×16 → 512² → 448², bilinear, align_corners false).
+    public static func decode(_ z: Tensor, decoder: DCAEDecoder, size: (Int, Int)) -> Tensor {
+        resize(decoder(z), to: size)
+    }
+
+    /// Decodes latents of reflect-padded images and returns images of the unpadded size
+    /// (resize by 28/32 with align_corners true, then crop).
+    public static func decode(_ z: Tensor, decoder: DCAEDecoder, padding: Padding,
+                              encoderStride: Int = 28) -> Tensor {
+        unpad(decoder(z), padding: padding, encoderStride: encoderStride,
+              decoderStride: decoder.config.upsampleFactor)
+    }
+
     /// Bilinear resize of decoded images [B, C, H, W] to `size` (training at 224/448: decode to
     /// 256/512, resize to 224/448 with align_corners false). Returns the input when the size
     /// already matches.
@@ -103,12 +117,15 @@ public final class UniLIPLatent: Module {
     }
 
     /// Undoes `reflectPad` on decoded images: bilinear resize by encoder/decoder stride
-    /// (28/32, align_corners true) to the padded size, then crop the padding.
+    /// (28/32, align_corners true; sizes rounded half to even as Python's `round`) back to the
+    /// padded size, then crop the padding.
     public static func unpad(_ decoded: Tensor, padding p: Padding, encoderStride: Int = 28,
                              decoderStride: Int = 32) -> Tensor {
         precondition(decoded.rank == 4, "unpad: images must be [B, C, H, W], got \(decoded.shape)")
-        let h = decoded.shape[2] * encoderStride / decoderStride
-        let w = decoded.shape[3] * encoderStride / decoderStride
+        func scaled(_ n: Int) -> Int {
+            Int((Double(n * encoderStride) / Double(decoderStride)).rounded(.toNearestOrEven))
+        }
+        let h = scaled(decoded.shape[2]), w = scaled(decoded.shape[3])
         precondition(h > p.top + p.bottom && w > p.left + p.right,
                      "unpad: \(h)×\(w) is smaller than the padding \(p)")
         let resized = resize(decoded, to: (h, w), alignCorners: true)

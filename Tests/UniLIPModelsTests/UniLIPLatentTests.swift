@@ -86,6 +86,23 @@ final class UniLIPLatentTests: XCTestCase {
         XCTAssertTrue(UniLIPLatent.resize(x, to: (8, 8)) === x)
     }
 
+    func testDecodeResizesToTheImageSize() {
+        var rng = RandomGenerator(seed: 4)
+        let config = DCAEDecoderConfig(latentChannels: 4, attentionHeadDim: 8, blockTypes: [.resBlock, .resBlock],
+                                       blockOutChannels: [4, 8], layersPerBlock: [1, 1], qkvMultiscales: [[], []])
+        let decoder = DCAEDecoder(config: config, rng: &rng)
+        let z = randn(1, 4, 4, 4)
+        let full = withNoGrad { decoder(z) }
+        XCTAssertEqual(full.shape, [1, 3, 8, 8])
+        let resized = withNoGrad { UniLIPLatent.decode(z, decoder: decoder, size: (7, 7)) }
+        assertClose(resized, full.interpolate(size: (7, 7), mode: .bilinear), "decode + resize")
+        // An image of 5×6 padded to 8×8 (stride 2 encoder), decoded at stride 2 → 8×8, cropped.
+        let p = UniLIPLatent.Padding(height: 5, width: 6, multiple: 8)
+        let cropped = withNoGrad { UniLIPLatent.decode(z, decoder: decoder, padding: p, encoderStride: 2) }
+        XCTAssertEqual(cropped.shape, [1, 3, 5, 6])
+        assertClose(cropped, full.sliced(axis: 2, start: 1, end: 6).sliced(axis: 3, start: 1, end: 7), "decode + crop")
+    }
+
     func testPaddingSplitsSymmetrically() {
         XCTAssertEqual(UniLIPLatent.Padding(height: 10, width: 9, multiple: 7),
                        UniLIPLatent.Padding(top: 2, bottom: 2, left: 2, right: 3))
