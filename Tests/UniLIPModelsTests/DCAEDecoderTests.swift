@@ -122,6 +122,40 @@ final class DCAEDecoderTests: XCTestCase {
         XCTAssertTrue(y.scalars.allSatisfy { $0.isFinite })
     }
 
+    /// Every tiny-decoder parameter takes a gradient.
+    func testEveryTinyParameterTakesAGradient() {
+        var rng = RandomGenerator(seed: 6)
+        let decoder = DCAEDecoder(config: .tiny, rng: &rng)
+        let y = decoder(randn(1, 32, 4, 4, seed: 2))
+        (y * randn(1, 3, 64, 64, seed: 3)).sum().backward()
+        for (name, p) in decoder.namedParameters() {
+            let g = p.grad?.scalars ?? []
+            XCTAssertTrue(g.contains { $0 != 0 } && g.allSatisfy { $0.isFinite }, "no gradient for \(name)")
+        }
+    }
+
+    /// A few AdamW steps fit a fixed target (both stage types, interpolate up blocks).
+    func testSmallDecoderFitsATarget() {
+        let config = DCAEDecoderConfig(
+            latentChannels: 8, attentionHeadDim: 8, blockTypes: [.resBlock, .resBlock, .efficientViT],
+            blockOutChannels: [8, 16, 16], layersPerBlock: [1, 1, 1], qkvMultiscales: [[], [], [5]])
+        var rng = RandomGenerator(seed: 6)
+        let decoder = DCAEDecoder(config: config, rng: &rng)
+        let z = randn(2, 8, 4, 4, seed: 2)
+        let target = randn(2, 3, 16, 16, seed: 3, scale: 0.5)
+        let optimizer = AdamW(decoder.namedParameters(), lr: 3e-3, weightDecay: 0)
+        var losses: [Float] = []
+        for _ in 0..<10 {
+            optimizer.zeroGrad()
+            let d = decoder(z) - target
+            let loss = (d * d).sum() * (1 / Float(d.count))
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item)
+        }
+        XCTAssertLessThan(losses[9], 0.7 * losses[0], "losses \(losses)")
+    }
+
     // MARK: Parity with diffusers
 
     func testEfficientViTDecoderMatchesDiffusers() throws {
