@@ -277,8 +277,8 @@ public final class DCAEDecoder: Module, UnaryLayer {
         let n = config.stageCount
         let ch = config.blockOutChannels
         convIn = DCAEConv(config.latentChannels, ch[n - 1], kernel: 3, init: initializer)
-        // Built from the lowest resolution up, matching diffusers' construction order so
-        // parameter registration order matches its state_dict (stages, then indices).
+        // Built from the lowest resolution up as diffusers does; registered below from stage 0,
+        // which gives its state_dict order.
         var built = [[any UnaryLayer]](repeating: [], count: n)
         for i in stride(from: n - 1, through: 0, by: -1) {
             var layers: [any UnaryLayer] = []
