@@ -15,6 +15,7 @@ public enum Parallel {
     /// Sets the thread count for kernels and OpenBLAS (at least 1).
     public static func setThreads(_ n: Int) {
         _threads = max(1, n)
+        BLASCore.selectBestKernels()
         openblas_set_num_threads(Int32(_threads))
     }
 

@@ -115,12 +115,15 @@ public final class InternAttention: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.rank == 3, "InternAttention: input must be [B, N, C], got \(x.shape)")
         let b = x.shape[0], n = x.shape[1], c = x.shape[2], hd = c / heads
-        // [B, N, 3, H, hd] → [3, B, H, N, hd]
-        let packed = qkv(x).reshaped([b, n, 3, heads, hd]).permuted([2, 0, 3, 1, 4])
-        let parts = (0..<3).map { i in
-            packed.sliced(axis: 0, start: i, end: i + 1).reshaped([b, heads, n, hd])
+        // One GEMM per third of the fused weight lands each of q, k, v in its own tensor, so
+        // only a [B, N, H, hd] → [B, H, N, hd] copy is needed (no split of a packed result).
+        func project(_ i: Int) -> Tensor {
+            let w = qkv.weight.sliced(axis: 0, start: i * c, end: (i + 1) * c)
+            var y = x.matmul(w, transposeB: true)
+            if let bias = qkv.bias { y = y + bias.sliced(axis: 0, start: i * c, end: (i + 1) * c) }
+            return y.reshaped([b, n, heads, hd]).transposed(1, 2)
         }
-        let out = Tensor.scaledDotProductAttention(q: parts[0], k: parts[1], v: parts[2],
+        let out = Tensor.scaledDotProductAttention(q: project(0), k: project(1), v: project(2),
                                                    scale: 1 / Float(hd).squareRoot())
         return proj(out.transposed(1, 2).reshaped([b, n, c]))
     }

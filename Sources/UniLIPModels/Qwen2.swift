@@ -306,34 +306,57 @@ public final class Qwen2ForCausalLM: Module {
 
 extension Tensor {
     /// silu(gate) ⊙ up in one pass (the SwiGLU of Qwen2's MLP); same shapes in and out.
-    static func swiGLU(gate: Tensor, up: Tensor) -> Tensor {
+    public static func swiGLU(gate: Tensor, up: Tensor) -> Tensor {
         precondition(gate.shape == up.shape, "swiGLU: gate \(gate.shape) vs up \(up.shape)")
         let n = gate.count
         let out = Tensor(uninitialized: gate.shape)
-        let gp = gate.pointer, upp = up.pointer, op = out.pointer
-        Parallel.forRange(n, grain: 1 << 14) { r in
-            for i in r {
-                let g = gp[i]
-                op[i] = g / (1 + Foundation.exp(-g)) * upp[i]
-            }
+        let one = VectorMath.V(repeating: 1)
+        VectorMath.zip(gate.pointer, up.pointer, out.pointer, n) { g, u in
+            g / (one + VectorMath.exp(-g)) * u
         }
         let dg = gate.detached(), du = up.detached()
         let inputs = [gate, up]
         return out.recording("swiglu", inputs) { grad in
-            let gg = inputs[0].requiresGrad ? Tensor(uninitialized: dg.shape) : nil
-            let gu = inputs[1].requiresGrad ? Tensor(uninitialized: du.shape) : nil
-            let gr = grad.pointer, gp = dg.pointer, upp = du.pointer
-            let ggp = gg?.pointer, gup = gu?.pointer
-            Parallel.forRange(n, grain: 1 << 14) { r in
-                for i in r {
-                    let g = gp[i]
-                    let s = 1 / (1 + Foundation.exp(-g))
-                    let dy = gr[i]
-                    if let gup { gup[i] = dy * g * s }
-                    if let ggp { ggp[i] = dy * upp[i] * s * (1 + g * (1 - s)) }
+            let gg = Tensor(uninitialized: dg.shape), gu = Tensor(uninitialized: du.shape)
+            SwiGLUKernel.backward(grad.pointer, dg.pointer, du.pointer, gg.pointer, gu.pointer, n)
+            return [inputs[0].requiresGrad ? gg : nil, inputs[1].requiresGrad ? gu : nil]
+        }
+    }
+}
+
+enum SwiGLUKernel {
+    typealias V = VectorMath.V
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+
+    @inline(__always)
+    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+
+    /// d/dup = dy · silu(g); d/dgate = dy · up · s · (1 + g · (1 − s)) with s = sigmoid(g).
+    @inline(__always)
+    static func step(_ dy: V, _ g: V, _ u: V) -> (V, V) {
+        let one = V(repeating: 1)
+        let s = one / (one + VectorMath.exp(-g))
+        return (dy * u * s * (one + g * (one - s)), dy * g * s)
+    }
+
+    static func backward(_ dy: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>,
+                         _ gg: UnsafeMutablePointer<Float>, _ gu: UnsafeMutablePointer<Float>, _ n: Int) {
+        Parallel.forRange((n + 7) / 8, grain: Kernels.grain / 8) { r in
+            for blk in r {
+                let i = blk * 8
+                if i + 8 <= n {
+                    let (a, b) = step(load(dy + i), load(g + i), load(u + i))
+                    store(a, gg + i)
+                    store(b, gu + i)
+                } else {
+                    var x = V(repeating: 0), y = V(repeating: 0), z = V(repeating: 0)
+                    for j in 0..<(n - i) { x[j] = dy[i + j]; y[j] = g[i + j]; z[j] = u[i + j] }
+                    let (a, b) = step(x, y, z)
+                    for j in 0..<(n - i) { gg[i + j] = a[j]; gu[i + j] = b[j] }
                 }
             }
-            return [gg, gu]
         }
     }
 }

@@ -82,7 +82,26 @@ public final class AdamW {
         let oneMinusB1 = 1 - beta1, oneMinusB2 = 1 - beta2, beta2 = self.beta2, eps = self.eps
         let pp = p.pointer, pg = grad.pointer, pm = s.expAvg.pointer, pv = s.expAvgSq.pointer
         Parallel.forRange(p.count, grain: Kernels.grain) { r in
-            for i in r {
+            // Eight lanes at a time, then the tail; the same arithmetic in both.
+            var i = r.lowerBound
+            let vb1 = SIMD8<Float>(repeating: oneMinusB1), vb2 = SIMD8<Float>(repeating: beta2)
+            let vb2c = SIMD8<Float>(repeating: oneMinusB2), vbc = SIMD8<Float>(repeating: invBC2Sqrt)
+            let veps = SIMD8<Float>(repeating: eps), vdecay = SIMD8<Float>(repeating: decay)
+            let vstep = SIMD8<Float>(repeating: stepSize)
+            while i + 8 <= r.upperBound {
+                let g = UnsafeRawPointer(pg + i).loadUnaligned(as: SIMD8<Float>.self)
+                var m = UnsafeRawPointer(pm + i).loadUnaligned(as: SIMD8<Float>.self)
+                var v = UnsafeRawPointer(pv + i).loadUnaligned(as: SIMD8<Float>.self)
+                let x = UnsafeRawPointer(pp + i).loadUnaligned(as: SIMD8<Float>.self)
+                m = m + vb1 * (g - m)
+                v = v * vb2 + vb2c * g * g
+                let denom = v.squareRoot() * vbc + veps
+                UnsafeMutableRawPointer(pm + i).storeBytes(of: m, as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(pv + i).storeBytes(of: v, as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(pp + i).storeBytes(of: x * vdecay - vstep * m / denom, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < r.upperBound {
                 let g = pg[i]
                 let m = pm[i] + oneMinusB1 * (g - pm[i])
                 let v = pv[i] * beta2 + oneMinusB2 * g * g
@@ -90,6 +109,7 @@ public final class AdamW {
                 pv[i] = v
                 let denom = v.squareRoot() * invBC2Sqrt + eps
                 pp[i] = pp[i] * decay - stepSize * m / denom
+                i += 1
             }
         }
     }

@@ -49,14 +49,19 @@ public final class TrainingLoop {
     public var checkpointInfo: [String: Any] = [:]
 
     /// `groups` partitions the trainable parameters (for example a 0.1× LR group for an encoder).
-    public init(model: Module, groups: [ParameterGroup], schedule: TrainingSchedule, run: RunDirectory) {
+    public init(model: Module, groups: [ParameterGroup], schedule: TrainingSchedule, run: RunDirectory) throws {
+        guard schedule.steps > 0, schedule.batchSize > 0, schedule.learningRate > 0, schedule.logEvery > 0,
+              schedule.checkpointEvery > 0, (0...1).contains(schedule.minLRRatio) else {
+            throw TrainingError("invalid training schedule: \(schedule)")
+        }
         self.model = model
         self.schedule = schedule
         self.run = run
         let adam = AdamW(groups: groups)
         optimizer = adam
         ema = schedule.emaDecay.map { EMA(adam.parameters, decay: $0) }
-        cosine = CosineSchedule(warmupSteps: schedule.warmupSteps, totalSteps: schedule.steps,
+        // A run shorter than its warmup warms up over the whole run.
+        cosine = CosineSchedule(warmupSteps: Swift.min(schedule.warmupSteps, schedule.steps), totalSteps: schedule.steps,
                                 minRatio: schedule.minLRRatio)
     }
 

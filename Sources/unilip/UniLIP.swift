@@ -7,7 +7,9 @@ struct UniLIPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unilip",
         abstract: "UniLIP on the CPU: one CLIP-style encoder for understanding, reconstruction, generation and editing.",
-        subcommands: [WorldCommand.self, WeightsCommand.self, BenchCommand.self])
+        subcommands: [AskCommand.self, DescribeCommand.self, EvalCommand.self, TrainCommand.self, WorldCommand.self,
+                      WeightsCommand.self, BenchCommand.self])
+
 }
 
 /// Options every command shares: threads and logging.

@@ -1,4 +1,4 @@
-import UniLIPCore
+@testable import UniLIPCore
 import UniLIPTestSupport
 import XCTest
 
@@ -51,6 +51,27 @@ final class Conv2dTests: XCTestCase {
             $0[0].conv2d($0[1], bias: $0[2], padding: (1, 1))
         }
         checkGradients([randn(2, 2, 32, 32), randn(3, 2, 1, 1, seed: 2)], maxProbes: 16) { $0[0].conv2d($0[1]) }
+    }
+
+    /// Small im2col bounds split images into row blocks; results must not change.
+    func testRowBlocksMatchWholeImages() throws {
+        let f = try Fixtures("conv")
+        let saved = Conv2dGeometry.maxColumnFloats
+        defer { Conv2dGeometry.maxColumnFloats = saved }
+        for bound in [1, 200, 5000] {
+            Conv2dGeometry.maxColumnFloats = bound
+            f.check("large_3x3", atol: 1e-4) { $0[0].conv2d($0[1], bias: $0[2], padding: (1, 1)) }
+            f.check("strided", atol: 1e-4) {
+                $0[0].conv2d($0[1], bias: $0[2], stride: (2, 3), padding: (1, 2), dilation: (2, 1))
+            }
+            f.check("grouped", atol: 1e-4) { $0[0].conv2d($0[1], bias: $0[2], padding: (1, 1), groups: 2) }
+            f.check("pointwise_grouped", atol: 1e-4) { $0[0].conv2d($0[1], bias: $0[2], groups: 3) }
+            f.check("pointwise_strided", atol: 1e-4) { $0[0].conv2d($0[1], bias: $0[2], stride: 2, padding: 0) }
+        }
+        Conv2dGeometry.maxColumnFloats = 100
+        checkGradients([randn(2, 2, 7, 6), randn(3, 2, 3, 3, seed: 2), randn(3, seed: 3)]) {
+            $0[0].conv2d($0[1], bias: $0[2], stride: (1, 2), padding: (1, 1))
+        }
     }
 
     func testIntOverloadMatchesTuple() {

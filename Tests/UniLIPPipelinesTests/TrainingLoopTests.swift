@@ -17,7 +17,7 @@ final class TrainingLoopTests: XCTestCase {
         let schedule = TrainingSchedule(steps: steps, batchSize: 8, learningRate: 1e-2, warmupSteps: 3,
                                         emaDecay: ema, checkpointEvery: 5, logEvery: 2)
         let groups = ParameterGroup.decaySplit(model.namedParameters(), lr: 1e-2, weightDecay: 0.01)
-        return (TrainingLoop(model: model, groups: groups, schedule: schedule, run: try RunDirectory(dir)), model)
+        return (try TrainingLoop(model: model, groups: groups, schedule: schedule, run: try RunDirectory(dir)), model)
     }
 
     /// Batch of step s: a pure function of s.

@@ -118,6 +118,25 @@ class InternViT(nn.Module):
         return self.encoder(self.embeddings(pixels))
 
 
+def init_weights(model, cfg):
+    """The from-scratch initialisation the Swift `InternViT(config:rng:)` uses: truncated normal
+    (std initializer_range, bounds ±2) for the CLS and position embeddings and every weight,
+    zero biases, norms at one/zero, layer scales at initializer_factor. (InternVL's own modules
+    start from randn embeddings and PyTorch's default Linear/Conv init; checkpoints overwrite both.)
+    """
+    std = cfg.initializer_range
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("ls1") or name.endswith("ls2"):
+                p.fill_(cfg.initializer_factor)
+            elif "norm" in name:
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif name.endswith("bias"):
+                p.zero_()
+            else:
+                nn.init.trunc_normal_(p, std=std)
+
+
 def pixel_shuffle(x, scale_factor=0.5, version="v2"):
     """InternVL's pixel shuffle on [N, rows, cols, C] (its own variable names call them w, h)."""
     n, w, h, c = x.size()

@@ -28,15 +28,16 @@ enum HeadKernels {
 
     /// C[m,n] = alpha · A·B + beta · C with A(i,p) = a[i·ars + p·acs] (so A or Aᵀ, row-major),
     /// B row-major [k, n] with leading dimension ldb. beta = 0 never reads C.
+    /// Column panels are the outer loop so a 16-wide panel of B stays in L1 across all rows.
     static func gemm(m: Int, n: Int, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, ars: Int, acs: Int,
                      b: UnsafePointer<Float>, ldb: Int,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        var i = 0
-        while i + 4 <= m {
-            let a0 = a + i * ars, a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars
-            var j = 0
-            while j + 16 <= n {
+        var j = 0
+        while j + 16 <= n {
+            var i = 0
+            while i + 4 <= m {
+                let a0 = a + i * ars, a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars
                 var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
                 var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
                 var bp = b + j
@@ -59,9 +60,29 @@ enum HeadKernels {
                 finish(c21, cp + 2 * ldc + 8, alpha: alpha, beta: beta)
                 finish(c30, cp + 3 * ldc, alpha: alpha, beta: beta)
                 finish(c31, cp + 3 * ldc + 8, alpha: alpha, beta: beta)
-                j += 16
+                i += 4
             }
-            while j + 8 <= n {
+            while i < m {
+                let a0 = a + i * ars
+                var c0 = SIMD8<Float>(), c1 = SIMD8<Float>()
+                var bp = b + j
+                var off = 0
+                for _ in 0..<k {
+                    let x = SIMD8<Float>(repeating: a0[off])
+                    c0 = c0.addingProduct(x, load8(bp)); c1 = c1.addingProduct(x, load8(bp + 8))
+                    bp += ldb
+                    off += acs
+                }
+                let cp = c + i * ldc + j
+                finish(c0, cp, alpha: alpha, beta: beta); finish(c1, cp + 8, alpha: alpha, beta: beta)
+                i += 1
+            }
+            j += 16
+        }
+        if j + 8 <= n {
+            var i = 0
+            while i + 4 <= m {
+                let a0 = a + i * ars, a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars
                 var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
                 var bp = b + j
                 var off = 0
@@ -77,32 +98,26 @@ enum HeadKernels {
                 let cp = c + i * ldc + j
                 finish(c0, cp, alpha: alpha, beta: beta); finish(c1, cp + ldc, alpha: alpha, beta: beta)
                 finish(c2, cp + 2 * ldc, alpha: alpha, beta: beta); finish(c3, cp + 3 * ldc, alpha: alpha, beta: beta)
-                j += 8
+                i += 4
             }
-            if j < n { scalarBlock(rows: i..<(i + 4), cols: j..<n, k: k, alpha: alpha, a: a, ars: ars, acs: acs,
-                                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) }
-            i += 4
-        }
-        while i < m {
-            let a0 = a + i * ars
-            var j = 0
-            while j + 16 <= n {
-                var c0 = SIMD8<Float>(), c1 = SIMD8<Float>()
+            while i < m {
+                let a0 = a + i * ars
+                var c0 = SIMD8<Float>()
                 var bp = b + j
                 var off = 0
                 for _ in 0..<k {
-                    let x = SIMD8<Float>(repeating: a0[off])
-                    c0 = c0.addingProduct(x, load8(bp)); c1 = c1.addingProduct(x, load8(bp + 8))
+                    c0 = c0.addingProduct(SIMD8(repeating: a0[off]), load8(bp))
                     bp += ldb
                     off += acs
                 }
-                let cp = c + i * ldc + j
-                finish(c0, cp, alpha: alpha, beta: beta); finish(c1, cp + 8, alpha: alpha, beta: beta)
-                j += 16
+                finish(c0, c + i * ldc + j, alpha: alpha, beta: beta)
+                i += 1
             }
-            if j < n { scalarBlock(rows: i..<(i + 1), cols: j..<n, k: k, alpha: alpha, a: a, ars: ars, acs: acs,
-                                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) }
-            i += 1
+            j += 8
+        }
+        if j < n {
+            scalarBlock(rows: 0..<m, cols: j..<n, k: k, alpha: alpha, a: a, ars: ars, acs: acs,
+                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
 
@@ -136,25 +151,28 @@ enum HeadKernels {
         }
     }
 
-    /// dst[c, r] = src[r, c] for a [rows, cols] matrix.
-    static func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, _ dst: UnsafeMutablePointer<Float>) {
+    /// dst[c, r] = src[r, c] for a [rows, cols] matrix; dst rows are `ld` apart (default rows).
+    static func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, _ dst: UnsafeMutablePointer<Float>,
+                          ld: Int? = nil) {
+        let ld = ld ?? rows
         var r0 = 0
         while r0 < rows {
             let r1 = Swift.min(rows, r0 + 32)
             for c in 0..<cols {
-                let d = dst + c * rows
+                let d = dst + c * ld
                 for r in r0..<r1 { d[r] = src[r * cols + c] }
             }
             r0 = r1
         }
     }
 
-    /// e^x for eight lanes (Cephes-style polynomial, ~1 ulp); exactly 0 below -87.3, so
-    /// masked (-inf) scores give zero weight.
+    /// e^x for eight lanes and x ≤ 88 (Cephes-style polynomial, ~1 ulp). Results below 2⁻¹²⁶
+    /// flush to exactly 0 (x = -88 gives exponent bits 0), so masked (-inf) scores get zero
+    /// weight. One mask, used once: reused SIMD masks compile lane by lane.
     @inline(__always)
     static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let tooSmall = x .< SIMD8(repeating: -87.3)
-        let xc = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
+        let lo = SIMD8<Float>(repeating: -88)
+        let xc = x.replacing(with: lo, where: x .< lo)
         // Round x·log2(e) to the nearest integer with the 1.5·2²³ trick.
         let magic = SIMD8<Float>(repeating: 12_582_912)
         let shifted = xc * 1.442_695_04 + magic
@@ -170,12 +188,13 @@ enum HeadKernels {
         let y = (r + 1).addingProduct(p, r2)
         let bits = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
         let pow2 = unsafeBitCast((bits &+ 127) &<< 23, to: SIMD8<Float>.self)
-        return (y * pow2).replacing(with: 0, where: tooSmall)
+        return y * pow2
     }
 }
 
 extension Tensor {
-    /// Kernel choice for attention; `auto` picks by size. Tests force each path.
+    /// Kernel choice for attention: BLAS per head sequentially, or SIMD kernels in a parallel
+    /// loop over (batch, kv head); `auto` picks by size. Tests force each path.
     enum AttentionBackend { case auto, blas, simd }
     nonisolated(unsafe) static var attentionBackend: AttentionBackend = .auto
 
@@ -194,7 +213,12 @@ extension Tensor {
     /// - keyPadding: [B, Lk], 1 = keep, 0 = padded key.
     /// - scale: defaults to 1/√D.
     ///
-    /// A query row whose keys are all masked gives a zero output and zero gradients.
+    /// A query row whose keys are all masked gives a zero output and zero gradients (torch's
+    /// SDPA gives NaN there).
+    ///
+    /// Work runs in blocks of 64 query rows; scores never exist beyond one block × Lk per
+    /// worker, and backward recomputes them from the saved per-row log-sum-exp. Only a mask
+    /// that requires a gradient costs a full [B, H, Lq, Lk] buffer (its gradient).
     public static func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor? = nil,
                                                  causal: Bool = false, keyPadding: Tensor? = nil,
                                                  scale: Float? = nil) -> Tensor {
@@ -208,7 +232,6 @@ extension Tensor {
         precondition(hkv > 0 && h % hkv == 0, "attention: \(h) query heads not a multiple of \(hkv) key heads")
         if let mask {
             precondition(mask.rank <= 4, "attention: mask rank \(mask.rank) > 4")
-            _ = Shape.broadcast(mask.shape, [b, h, lq, lk])
             precondition(Shape.broadcast(mask.shape, [b, h, lq, lk]) == [b, h, lq, lk],
                          "attention: mask \(mask.shape) does not broadcast to \([b, h, lq, lk])")
         }
@@ -257,6 +280,12 @@ struct AttentionGeometry {
     }
 
     var groups: Int { b * hkv }
+    /// Leading dimension of key-length buffers: padded so rows are not a multiple of 1 KiB
+    /// apart (such strides alias in L1 and stall the column-wise GEMM walks).
+    var ld: Int {
+        let r = (lk + 15) / 16 * 16
+        return r % 256 == 0 ? r + 16 : r
+    }
     var rep: Int { h / hkv }
 
     /// Per-head SIMD kernels in a parallel loop over (batch, kv head) when there are enough
@@ -316,18 +345,22 @@ struct AttentionGeometry {
         }
     }
 
-    /// In-place softmax of one row; returns its log-sum-exp (+inf for a fully masked row, whose
-    /// probabilities become 0).
+    /// In-place exp(s − max) of one row; returns its log-sum-exp and 1/Σ (+inf and 0 for a fully
+    /// masked row, whose weights become 0). The caller scales the output row by 1/Σ.
     @inline(__always)
-    func softmaxRow(_ s: UnsafeMutablePointer<Float>) -> Float {
+    func softmaxRow(_ s: UnsafeMutablePointer<Float>) -> (lse: Float, inv: Float) {
         var j = 0
         var mv = SIMD8<Float>(repeating: -.infinity)
-        while j + 8 <= lk { mv = pointwiseMax(mv, HeadKernels.load8(s + j)); j += 8 }
+        while j + 8 <= lk {
+            let x = HeadKernels.load8(s + j)
+            mv.replace(with: x, where: mv .< x)
+            j += 8
+        }
         var m = mv.max()
         while j < lk { m = Swift.max(m, s[j]); j += 1 }
         if m == -.infinity || m.isNaN {
             for j in 0..<lk { s[j] = 0 }
-            return .infinity
+            return (.infinity, 0)
         }
         let mvec = SIMD8<Float>(repeating: m)
         var sv = SIMD8<Float>()
@@ -340,12 +373,7 @@ struct AttentionGeometry {
         }
         var sum = sv.sum()
         while j < lk { let e = Foundation.exp(s[j] - m); s[j] = e; sum += e; j += 1 }
-        let inv = 1 / sum
-        let iv = SIMD8<Float>(repeating: inv)
-        j = 0
-        while j + 8 <= lk { HeadKernels.store8(HeadKernels.load8(s + j) * iv, s + j); j += 8 }
-        while j < lk { s[j] *= inv; j += 1 }
-        return m + Foundation.log(sum)
+        return (m + Foundation.log(sum), 1 / sum)
     }
 
     /// p = exp(s − lse) in place (0 where s = -inf or the row is fully masked).
@@ -365,11 +393,12 @@ struct AttentionGeometry {
                  out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) {
         let block = Tensor.attentionBlock
         let blk = Swift.min(block, Swift.max(lq, 1))
-        forEachGroup(floats: d * lk + blk * lk) { g, blas, scratch in
+        let ld = self.ld
+        forEachGroup(floats: d * ld + blk * ld + blk) { g, blas, scratch in
             let batch = g / hkv, kvh = g % hkv
             let kh = k + g * lk * d, vh = v + g * lk * dv
-            let kt = scratch, s = scratch + d * lk
-            HeadKernels.transpose(kh, rows: lk, cols: d, kt)
+            let kt = scratch, s = scratch + d * ld, inv = s + blk * ld
+            HeadKernels.transpose(kh, rows: lk, cols: d, kt, ld: ld)
             for head in (kvh * rep)..<((kvh + 1) * rep) {
                 let qh = q + (batch * h + head) * lq * d
                 let oh = out + (batch * h + head) * lq * dv
@@ -378,19 +407,23 @@ struct AttentionGeometry {
                 while i0 < lq {
                     let n = Swift.min(blk, lq - i0)
                     HeadKernels.mm(blas: blas, transA: false, m: n, n: lk, k: d, alpha: scale,
-                                   a: qh + i0 * d, lda: d, b: kt, ldb: lk, beta: 0, c: s, ldc: lk)
+                                   a: qh + i0 * d, lda: d, b: kt, ldb: ld, beta: 0, c: s, ldc: ld)
                     rows(n, parallel: blas) { r in
                         for i in r {
-                            let row = s + i * lk
+                            let row = s + i * ld
                             applyMask(row, batch: batch, head: head, i: i0 + i)
-                            lh[i0 + i] = softmaxRow(row)
+                            (lh[i0 + i], inv[i]) = softmaxRow(row)
                         }
                     }
                     if lk == 0 {
                         for x in 0..<(n * dv) { oh[i0 * dv + x] = 0 }
                     } else {
                         HeadKernels.mm(blas: blas, transA: false, m: n, n: dv, k: lk, alpha: 1,
-                                       a: s, lda: lk, b: vh, ldb: dv, beta: 0, c: oh + i0 * dv, ldc: dv)
+                                       a: s, lda: ld, b: vh, ldb: dv, beta: 0, c: oh + i0 * dv, ldc: dv)
+                        for i in 0..<n {
+                            let o = oh + (i0 + i) * dv, f = inv[i]
+                            for c in 0..<dv { o[c] *= f }
+                        }
                     }
                     i0 += n
                 }
@@ -405,13 +438,14 @@ struct AttentionGeometry {
         let needScores = gq != nil || gk != nil || gMask != nil
         let blk = Swift.min(Tensor.attentionBlock, Swift.max(lq, 1))
         // Scratch: Kᵀ, Vᵀ, P block, dP block, row dots.
-        forEachGroup(floats: d * lk + dv * lk + 2 * blk * lk + blk) { g, blas, scratch in
+        let ld = self.ld
+        forEachGroup(floats: d * ld + dv * ld + 2 * blk * ld + blk) { g, blas, scratch in
             let batch = g / hkv, kvh = g % hkv
             let kh = k + g * lk * d, vh = v + g * lk * dv
-            let kt = scratch, vt = scratch + d * lk
-            let p = vt + dv * lk, dp = p + blk * lk, delta = dp + blk * lk
-            HeadKernels.transpose(kh, rows: lk, cols: d, kt)
-            HeadKernels.transpose(vh, rows: lk, cols: dv, vt)
+            let kt = scratch, vt = scratch + d * ld
+            let p = vt + dv * ld, dp = p + blk * ld, delta = dp + blk * ld
+            HeadKernels.transpose(kh, rows: lk, cols: d, kt, ld: ld)
+            HeadKernels.transpose(vh, rows: lk, cols: dv, vt, ld: ld)
             for head in (kvh * rep)..<((kvh + 1) * rep) {
                 let base = batch * h + head
                 let qh = q + base * lq * d, oh = out + base * lq * dv, goh = gOut + base * lq * dv
@@ -421,10 +455,10 @@ struct AttentionGeometry {
                     let n = Swift.min(blk, lq - i0)
                     let qb = qh + i0 * d, gob = goh + i0 * dv
                     HeadKernels.mm(blas: blas, transA: false, m: n, n: lk, k: d, alpha: scale,
-                                   a: qb, lda: d, b: kt, ldb: lk, beta: 0, c: p, ldc: lk)
+                                   a: qb, lda: d, b: kt, ldb: ld, beta: 0, c: p, ldc: ld)
                     rows(n, parallel: blas) { r in
                         for i in r {
-                            let row = p + i * lk
+                            let row = p + i * ld
                             applyMask(row, batch: batch, head: head, i: i0 + i)
                             probabilitiesRow(row, lse: lh[i0 + i])
                             var dot: Float = 0
@@ -435,14 +469,14 @@ struct AttentionGeometry {
                     }
                     if let gv {
                         HeadKernels.mm(blas: blas, transA: true, m: lk, n: dv, k: n, alpha: 1,
-                                       a: p, lda: lk, b: gob, ldb: dv, beta: 1, c: gv + g * lk * dv, ldc: dv)
+                                       a: p, lda: ld, b: gob, ldb: dv, beta: 1, c: gv + g * lk * dv, ldc: dv)
                     }
                     if needScores {
                         HeadKernels.mm(blas: blas, transA: false, m: n, n: lk, k: dv, alpha: 1,
-                                       a: gob, lda: dv, b: vt, ldb: lk, beta: 0, c: dp, ldc: lk)
+                                       a: gob, lda: dv, b: vt, ldb: ld, beta: 0, c: dp, ldc: ld)
                         rows(n, parallel: blas) { r in
                             for i in r {
-                                let pr = p + i * lk, dr = dp + i * lk
+                                let pr = p + i * ld, dr = dp + i * ld
                                 let di = delta[i]
                                 for j in 0..<lk { dr[j] = pr[j] * (dr[j] - di) }
                                 if let gMask {
@@ -452,11 +486,11 @@ struct AttentionGeometry {
                         }
                         if let gq {
                             HeadKernels.mm(blas: blas, transA: false, m: n, n: d, k: lk, alpha: scale,
-                                           a: dp, lda: lk, b: kh, ldb: d, beta: 0, c: gq + base * lq * d + i0 * d, ldc: d)
+                                           a: dp, lda: ld, b: kh, ldb: d, beta: 0, c: gq + base * lq * d + i0 * d, ldc: d)
                         }
                         if let gk {
                             HeadKernels.mm(blas: blas, transA: true, m: lk, n: d, k: n, alpha: scale,
-                                           a: dp, lda: lk, b: qb, ldb: d, beta: 1, c: gk + g * lk * d, ldc: d)
+                                           a: dp, lda: ld, b: qb, ldb: d, beta: 1, c: gk + g * lk * d, ldc: d)
                         }
                     }
                     i0 += n

@@ -1,10 +1,11 @@
 // 2-D convolution (NCHW), as torch.nn.functional.conv2d.
 //
-// General and grouped convolutions run as im2col + one GEMM per group per chunk of images
-// (a chunk is one image once it has enough output pixels to keep BLAS busy), with col2im
-// for the input gradient and the weight gradient accumulated by GEMMs with beta = 1.
-// Stride-1 1×1 convolutions multiply the input directly. Convolutions with one input
-// channel per group (depthwise) use a direct kernel split over channels.
+// General and grouped convolutions run as im2col + one GEMM per group per tile, with col2im
+// for the input gradient and the weight gradient accumulated by GEMMs with beta = 1. A tile
+// is several small images (so BLAS sees enough columns) or a block of output rows of one
+// image (so the im2col buffer stays cache-sized). Stride-1 1×1 convolutions multiply the
+// input directly. Convolutions with one input channel per group (depthwise) use a direct
+// kernel split over channels.
 
 /// Sizes of one conv2d call.
 struct Conv2dGeometry {
@@ -56,8 +57,16 @@ struct Conv2dGeometry {
         return max(nb, 1)
     }
 
+    /// Output rows per im2col block when a chunk is one image.
+    var rowBlock: Int {
+        let perRow = max(cin * kh * kw * ow, 1)
+        return max(1, min(oh, Conv2dGeometry.maxColumnFloats / perRow))
+    }
+
     static let targetColumns = 1024
-    static let maxColumnFloats = 1 << 24
+    /// Bound on an im2col buffer (4 MB): blocks this small stay in cache between im2col and
+    /// the GEMMs, which measured faster than whole-image buffers. Settable for tests.
+    nonisolated(unsafe) static var maxColumnFloats = 1 << 20
 }
 
 extension Tensor {

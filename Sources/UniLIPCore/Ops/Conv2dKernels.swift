@@ -14,25 +14,64 @@ enum ConvKernels {
 
     // MARK: im2col / col2im
 
-    /// Writes the im2col matrix of images first..<first+images: rows (c, ki, kj) over all input
-    /// channels, columns (image, oy, ox); leading dimension images · OH · OW.
-    static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, first: Int, images: Int,
+    /// A block of the batch handled by one set of GEMMs: whole images first..<first+images,
+    /// or, for a single image, its output rows rows.lowerBound..<rows.upperBound.
+    struct Tile {
+        let first: Int
+        let images: Int
+        let rows: Range<Int>
+        /// Columns per image in the tile.
+        let perImage: Int
+        /// Columns of the tile's im2col matrix (its leading dimension).
+        var columns: Int { images * perImage }
+    }
+
+    /// The tiles covering the batch, in order.
+    static func tiles(_ g: Conv2dGeometry) -> [Tile] {
+        var out: [Tile] = []
+        let nb = g.chunk
+        if nb > 1 {
+            var first = 0
+            while first < g.n {
+                let b = min(nb, g.n - first)
+                out.append(Tile(first: first, images: b, rows: 0..<g.oh, perImage: g.outPlane))
+                first += b
+            }
+        } else {
+            let block = g.pointwise ? g.oh : g.rowBlock
+            for img in 0..<g.n {
+                var y = 0
+                while y < g.oh {
+                    let y1 = min(g.oh, y + block)
+                    out.append(Tile(first: img, images: 1, rows: y..<y1, perImage: (y1 - y) * g.ow))
+                    y = y1
+                }
+            }
+        }
+        return out
+    }
+
+    /// Writes the im2col matrix of a tile: rows (c, ki, kj) over all input channels, columns
+    /// (image, oy, ox); leading dimension `tile.columns`.
+    static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, _ tile: Tile,
                        _ col: UnsafeMutablePointer<Float>) {
-        let kh = g.kh, kw = g.kw, h = g.h, w = g.w, oh = g.oh, ow = g.ow
+        let kh = g.kh, kw = g.kw, h = g.h, w = g.w, ow = g.ow
         let sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw, dh = g.dh, dw = g.dw
-        let p = g.outPlane, ld = images * p, inPlane = g.inPlane, cin = g.cin
+        let inPlane = g.inPlane, cin = g.cin
+        let images = tile.images, first = tile.first, per = tile.perImage, ld = tile.columns
+        let y0 = tile.rows.lowerBound, y1 = tile.rows.upperBound
         let rows = cin * kh * kw
-        Parallel.forRange(rows * images, grain: max(1, 8192 / max(p, 1))) { range in
+        Parallel.forRange(rows * images, grain: max(1, 8192 / max(per, 1))) { range in
             for t in range {
                 let row = t / images, nl = t - row * images
                 let c = row / (kh * kw), kk = row - c * kh * kw
                 let ki = kk / kw, kj = kk - ki * kw
                 let src = x + ((first + nl) * cin + c) * inPlane
-                let dst = col + row * ld + nl * p
+                let dst = col + row * ld + nl * per
                 let off = kj * dw - pw
                 let (lo, hi) = validRange(count: ow, stride: sw, offset: off, size: w)
-                for oy in 0..<oh {
-                    let d = dst + oy * ow
+                for oy in y0..<y1 {
+                    let d = dst + (oy - y0) * ow
                     let iy = oy * sh - ph + ki * dh
                     if iy < 0 || iy >= h || lo >= hi {
                         d.update(repeating: 0, count: ow)
@@ -51,29 +90,31 @@ enum ConvKernels {
         }
     }
 
-    /// Adds the im2col-shaped gradient back onto the input planes of images
-    /// first..<first+images (the planes are overwritten, not accumulated into).
-    static func col2im(_ col: UnsafePointer<Float>, _ g: Conv2dGeometry, first: Int, images: Int,
+    /// Adds a tile's im2col-shaped gradient onto its input planes. The planes are zeroed
+    /// first unless `accumulate` (later row blocks of the same image).
+    static func col2im(_ col: UnsafePointer<Float>, _ g: Conv2dGeometry, _ tile: Tile, accumulate: Bool,
                        _ gx: UnsafeMutablePointer<Float>) {
-        let kh = g.kh, kw = g.kw, h = g.h, w = g.w, oh = g.oh, ow = g.ow
+        let kh = g.kh, kw = g.kw, h = g.h, w = g.w, ow = g.ow
         let sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw, dh = g.dh, dw = g.dw
-        let p = g.outPlane, ld = images * p, inPlane = g.inPlane, cin = g.cin
-        Parallel.forRange(cin * images, grain: max(1, 8192 / max(p * kh * kw, 1))) { range in
+        let inPlane = g.inPlane, cin = g.cin
+        let images = tile.images, first = tile.first, per = tile.perImage, ld = tile.columns
+        let y0 = tile.rows.lowerBound, y1 = tile.rows.upperBound
+        Parallel.forRange(cin * images, grain: max(1, 8192 / max(per * kh * kw, 1))) { range in
             for t in range {
                 let c = t / images, nl = t - c * images
                 let dst = gx + ((first + nl) * cin + c) * inPlane
-                dst.update(repeating: 0, count: inPlane)
+                if !accumulate { dst.update(repeating: 0, count: inPlane) }
                 for ki in 0..<kh {
                     for kj in 0..<kw {
-                        let src = col + ((c * kh + ki) * kw + kj) * ld + nl * p
+                        let src = col + ((c * kh + ki) * kw + kj) * ld + nl * per
                         let off = kj * dw - pw
                         let (lo, hi) = validRange(count: ow, stride: sw, offset: off, size: w)
                         if lo >= hi { continue }
-                        for oy in 0..<oh {
+                        for oy in y0..<y1 {
                             let iy = oy * sh - ph + ki * dh
                             if iy < 0 || iy >= h { continue }
                             let d = dst + iy * w + off
-                            let s = src + oy * ow
+                            let s = src + (oy - y0) * ow
                             if sw == 1 {
                                 SIMDLoops.add(s + lo, d + lo, hi - lo)
                             } else {
@@ -92,29 +133,31 @@ enum ConvKernels {
                             _ bias: UnsafePointer<Float>?, _ g: Conv2dGeometry,
                             _ out: UnsafeMutablePointer<Float>) {
         let p = g.outPlane, k = g.k, coutG = g.coutG, cout = g.cout
-        let nb = g.chunk
-        let direct = g.pointwise && nb == 1
-        let col = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: g.cin * g.kh * g.kw * nb * p)
-        let tmp = nb > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: cout * nb * p) : nil
+        let tiles = tiles(g)
+        let maxColumns = tiles.map(\.columns).max() ?? 0
+        let direct = g.pointwise && g.chunk == 1
+        let col = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: g.cin * g.kh * g.kw * maxColumns)
+        let tmp = g.chunk > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: cout * maxColumns) : nil
         defer { col?.deallocate(); tmp?.deallocate() }
 
-        var first = 0
-        while first < g.n {
-            let b = min(nb, g.n - first)
-            let ld = b * p
+        for tile in tiles {
+            let ld = tile.columns, b = tile.images, first = tile.first
+            let offset = tile.rows.lowerBound * g.ow
             let source: UnsafePointer<Float>
             if let col {
-                im2col(x, g, first: first, images: b, col)
+                im2col(x, g, tile, col)
                 source = UnsafePointer(col)
             } else {
                 source = x + first * g.cin * p
             }
-            let dst = tmp ?? (out + first * cout * p)
+            // One image writes straight into the output ([Cout, P] with row stride P).
+            let dst = tmp ?? (out + first * cout * p + offset)
+            let ldc = tmp == nil ? p : ld
             for gi in 0..<g.groups {
                 BLAS.sgemm(transA: false, transB: false, m: coutG, n: ld, k: k,
                            a: weight + gi * coutG * k, lda: k,
                            b: source + gi * k * ld, ldb: ld,
-                           c: dst + gi * coutG * ld, ldc: ld)
+                           c: dst + gi * coutG * ldc, ldc: ldc)
             }
             if let tmp {
                 // [Cout, images, P] → [images, Cout, P], adding the bias on the way.
@@ -132,16 +175,15 @@ enum ConvKernels {
                     }
                 }
             } else if let bias {
-                let base = out + first * cout * p
-                Parallel.forRange(cout, grain: max(1, 8192 / max(p, 1))) { range in
+                let base = out + first * cout * p + offset
+                Parallel.forRange(cout, grain: max(1, 8192 / max(ld, 1))) { range in
                     for co in range {
                         let d = base + co * p
                         let bv = bias[co]
-                        for i in 0..<p { d[i] += bv }
+                        for i in 0..<ld { d[i] += bv }
                     }
                 }
             }
-            first += b
         }
     }
 
@@ -150,18 +192,18 @@ enum ConvKernels {
                              _ gy: UnsafePointer<Float>, _ g: Conv2dGeometry,
                              _ gx: UnsafeMutablePointer<Float>?, _ gw: UnsafeMutablePointer<Float>?) {
         let p = g.outPlane, k = g.k, coutG = g.coutG, cout = g.cout, cin = g.cin
-        let nb = g.chunk
-        let direct = g.pointwise && nb == 1
-        let col = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: cin * g.kh * g.kw * nb * p)
-        let gyChunk = nb > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: cout * nb * p) : nil
+        let tiles = tiles(g)
+        let maxColumns = tiles.map(\.columns).max() ?? 0
+        let direct = g.pointwise && g.chunk == 1
+        let col = direct ? nil : UnsafeMutablePointer<Float>.allocate(capacity: cin * g.kh * g.kw * maxColumns)
+        let gyChunk = g.chunk > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: cout * maxColumns) : nil
         defer { col?.deallocate(); gyChunk?.deallocate() }
 
-        var first = 0
-        while first < g.n {
-            let b = min(nb, g.n - first)
-            let ld = b * p
-            // Upstream gradient of the chunk as [Cout, images · P].
+        for tile in tiles {
+            let ld = tile.columns, b = tile.images, first = tile.first
+            // Upstream gradient of the tile as [Cout, columns] with row stride ldg.
             let gyc: UnsafePointer<Float>
+            let ldg: Int
             if let gyChunk {
                 Parallel.forRange(cout * b, grain: max(1, 8192 / max(p, 1))) { range in
                     for t in range {
@@ -170,21 +212,23 @@ enum ConvKernels {
                     }
                 }
                 gyc = UnsafePointer(gyChunk)
+                ldg = ld
             } else {
-                gyc = gy + first * cout * p
+                gyc = gy + first * cout * p + tile.rows.lowerBound * g.ow
+                ldg = p
             }
 
             if let gw {
                 let source: UnsafePointer<Float>
                 if let col {
-                    im2col(x, g, first: first, images: b, col)
+                    im2col(x, g, tile, col)
                     source = UnsafePointer(col)
                 } else {
                     source = x + first * cin * p
                 }
                 for gi in 0..<g.groups {
                     BLAS.sgemm(transA: false, transB: true, m: coutG, n: k, k: ld,
-                               a: gyc + gi * coutG * ld, lda: ld,
+                               a: gyc + gi * coutG * ldg, lda: ldg,
                                b: source + gi * k * ld, ldb: ld,
                                beta: 1, c: gw + gi * coutG * k, ldc: k)
                 }
@@ -195,12 +239,13 @@ enum ConvKernels {
                 for gi in 0..<g.groups {
                     BLAS.sgemm(transA: true, transB: false, m: k, n: ld, k: coutG,
                                a: weight + gi * coutG * k, lda: k,
-                               b: gyc + gi * coutG * ld, ldb: ld,
+                               b: gyc + gi * coutG * ldg, ldb: ldg,
                                c: dcol + gi * k * ld, ldc: ld)
                 }
-                if col != nil { col2im(dcol, g, first: first, images: b, gx) }
+                if col != nil {
+                    col2im(dcol, g, tile, accumulate: tile.rows.lowerBound > 0, gx)
+                }
             }
-            first += b
         }
     }
 

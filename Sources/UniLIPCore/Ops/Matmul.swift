@@ -3,6 +3,7 @@ import CBLAS
 /// Thin wrapper over OpenBLAS's row-major `cblas_sgemm`.
 public enum BLAS {
     private static let configured: Bool = {
+        BLASCore.selectBestKernels()
         Parallel.setThreads(Parallel.threads)
         return true
     }()

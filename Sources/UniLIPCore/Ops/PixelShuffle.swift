@@ -6,7 +6,7 @@ extension Tensor {
     public func pixelShuffle(_ r: Int) -> Tensor {
         precondition(rank == 4, "pixelShuffle: input must be [N, C, H, W], got \(shape)")
         precondition(r >= 1 && shape[1] % (r * r) == 0,
-                     "pixelShuffle: \(shape[1]) channels not divisible by \(r)² ")
+                     "pixelShuffle: \(shape[1]) channels not divisible by \(r)²")
         let n = shape[0], c = shape[1] / (r * r), h = shape[2], w = shape[3]
         let out = Tensor(uninitialized: [n, c, h * r, w * r])
         Tensor.shuffleKernel(pointer, out.pointer, n: n, c: c, h: h, w: w, r: r, shuffle: true)

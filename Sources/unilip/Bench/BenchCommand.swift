@@ -25,7 +25,7 @@ struct BenchCore: ParsableCommand {
     func run() throws {
         _ = global.apply()
         var results: [BenchResult] = []
-        print("threads: \(Parallel.threads)")
+        print("threads: \(Parallel.threads), OpenBLAS kernels: \(BLASCore.coreName)")
         for n in [256, 512, 1024] {
             for r in CoreWorkloads.sgemm(n: n, repeats: repeats) {
                 results.append(r)

@@ -1,0 +1,149 @@
+import Foundation
+import UniLIPCore
+import UniLIPNN
+
+/// The InternVL chat model's `config.json` (the keys of InternVL's remote-code `InternVLChatConfig`).
+public struct InternVLChatConfig: Codable, Sendable, Equatable {
+    public var visionConfig: InternViTConfig
+    public var llmConfig: Qwen2Config
+    public var forceImageSize: Int
+    public var downsampleRatio: Double
+    public var psVersion: String
+    public var selectLayer: Int
+    public var template: String
+    public var modelType: String
+
+    enum CodingKeys: String, CodingKey {
+        case visionConfig = "vision_config", llmConfig = "llm_config", forceImageSize = "force_image_size"
+        case downsampleRatio = "downsample_ratio", psVersion = "ps_version", selectLayer = "select_layer"
+        case template, modelType = "model_type"
+    }
+
+    public init(vision: InternViTConfig, llm: Qwen2Config, imageSize: Int) {
+        visionConfig = vision
+        llmConfig = llm
+        forceImageSize = imageSize
+        downsampleRatio = 0.5
+        psVersion = "v2"
+        selectLayer = -1
+        template = "internvl2_5"
+        modelType = "internvl_chat"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        visionConfig = try c.decode(InternViTConfig.self, forKey: .visionConfig)
+        llmConfig = try c.decode(Qwen2Config.self, forKey: .llmConfig)
+        forceImageSize = try c.decodeIfPresent(Int.self, forKey: .forceImageSize) ?? visionConfig.imageSize
+        downsampleRatio = try c.decodeIfPresent(Double.self, forKey: .downsampleRatio) ?? 0.5
+        psVersion = try c.decodeIfPresent(String.self, forKey: .psVersion) ?? "v2"
+        selectLayer = try c.decodeIfPresent(Int.self, forKey: .selectLayer) ?? -1
+        template = try c.decodeIfPresent(String.self, forKey: .template) ?? "internvl2_5"
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "internvl_chat"
+    }
+
+    /// Image tokens per image: (size / patch)² / 4.
+    public var imageTokens: Int {
+        let g = forceImageSize / visionConfig.patchSize
+        return g * g / 4
+    }
+
+    /// The tiny preset for 64×64 ShapesWorld images: 16 image tokens.
+    public static func tiny(vocabSize: Int) -> InternVLChatConfig {
+        InternVLChatConfig(vision: .tiny, llm: .tiny(vocabSize: vocabSize), imageSize: 64)
+    }
+
+    public func validate() throws {
+        guard downsampleRatio == 0.5, psVersion == "v2" else {
+            throw ModelConfigError("only downsample_ratio 0.5 with ps_version v2 is supported")
+        }
+        guard forceImageSize % (2 * visionConfig.patchSize) == 0 else {
+            throw ModelConfigError("force_image_size \(forceImageSize) must be a multiple of 2 × patch \(visionConfig.patchSize)")
+        }
+    }
+}
+
+public struct ModelConfigError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// InternVL: InternViT → pixel shuffle → `mlp1` → Qwen2, with the image tokens replacing the
+/// `<IMG_CONTEXT>` embeddings. Names follow InternVL's remote code: `vision_model.*`, `mlp1.*`,
+/// `language_model.model.*`, `language_model.lm_head.*`.
+public final class InternVLChatModel: Module {
+    public let config: InternVLChatConfig
+    public let vision: InternViT
+    public let projector: InternVLProjector
+    public let language: Qwen2ForCausalLM
+
+    public init(_ config: InternVLChatConfig, rng: inout RandomGenerator) {
+        self.config = config
+        vision = InternViT(config: config.visionConfig, rng: &rng)
+        projector = InternVLProjector(visionHidden: config.visionConfig.hiddenSize,
+                                      llmHidden: config.llmConfig.hiddenSize, rng: &rng)
+        language = Qwen2ForCausalLM(config.llmConfig, rng: &rng)
+        super.init()
+        child("vision_model", vision)
+        child("mlp1", projector)
+        child("language_model", language)
+    }
+
+    /// Image tokens [B, T, d] for normalised pixels [B, 3, S, S]. The encoder runs without a graph
+    /// when its parameters are frozen.
+    public func imageTokens(_ pixels: Tensor) -> Tensor {
+        let grid = vision.grid(height: pixels.shape[2], width: pixels.shape[3])
+        let frozen = !vision.parameters().contains { $0.requiresGrad }
+        let hidden = frozen ? withNoGrad { vision(pixels) } : vision(pixels)
+        return projector.tokens(fromHidden: hidden, grid: grid)
+    }
+
+    /// Token embeddings [B, L, d] with the `contextID` positions replaced, in order, by the rows of
+    /// `imageTokens` [B, T, d] (row r's T tokens fill row r's T context positions).
+    public func inputEmbeddings(ids: [Int], batch: Int, imageTokens: Tensor?, contextID: Int) -> Tensor {
+        let length = ids.count / batch
+        let text = language.model.embed(ids, batch: batch)
+        guard let imageTokens else { return text }
+        let t = imageTokens.shape[1], d = imageTokens.shape[2]
+        var index = [Int](repeating: 0, count: batch * length)
+        for r in 0..<batch {
+            var k = 0
+            for p in 0..<length {
+                let i = r * length + p
+                if ids[i] == contextID {
+                    precondition(k < t, "row \(r) has more than \(t) image context tokens")
+                    index[i] = batch * length + r * t + k
+                    k += 1
+                } else {
+                    index[i] = i
+                }
+            }
+            precondition(k == t || k == 0, "row \(r) has \(k) image context tokens, expected \(t)")
+        }
+        let table = Tensor.concat([text.reshaped([batch * length, d]), imageTokens.reshaped([batch * t, d])], axis: 0)
+        return table.indexSelect(axis: 0, index).reshaped([batch, length, d])
+    }
+
+    /// Next-token cross entropy on the positions whose label is not -100 (labels aligned with ids:
+    /// position t's logits predict label t + 1).
+    public func loss(pixels: Tensor, ids: [Int], labels: [Int], batch: Int, mask: Tensor, contextID: Int) -> Tensor {
+        let length = ids.count / batch
+        let embeddings = inputEmbeddings(ids: ids, batch: batch, imageTokens: imageTokens(pixels), contextID: contextID)
+        let (logits, _) = language(embeddings: embeddings, keyPadding: mask)
+        var targets = [Int](repeating: -100, count: batch * length)
+        for r in 0..<batch {
+            for p in 0..<(length - 1) { targets[r * length + p] = labels[r * length + p + 1] }
+        }
+        return crossEntropy(logits.reshaped([batch * length, config.llmConfig.vocabSize]), targets)
+    }
+
+    /// Greedy (or sampled) answers for left-padded prompt rows.
+    public func generate(pixels: Tensor?, ids: [Int], batch: Int, mask: Tensor, contextID: Int,
+                         options: GenerationOptions, rng: inout RandomGenerator) -> [[Int]] {
+        withNoGrad {
+            let tokens = pixels.map { imageTokens($0) }
+            let embeddings = inputEmbeddings(ids: ids, batch: batch, imageTokens: tokens, contextID: contextID)
+            return language.generate(embeddings: embeddings, keyPadding: mask, options: options, rng: &rng)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import ShapesWorld
+import UniLIPCore
+import UniLIPIO
+import UniLIPModels
+import UniLIPNN
+import UniLIPText
+
+/// How the shipped base model "InternVL-tiny" is made, end to end, from a seed:
+/// tokenizer → CLIP pretraining → MLLM training → export (F16 safetensors + config.json).
+public struct InternVLTinyRecipe {
+    public var seed: UInt64 = 0
+    public var vocabSize = 512
+    /// Scenes whose texts train the tokenizer.
+    public var tokenizerScenes = 2000
+    public var clip = TrainingSchedule(steps: 1500, batchSize: 64, learningRate: 1e-3, warmupSteps: 100,
+                                       weightDecay: 0.05, checkpointEvery: 250, logEvery: 10)
+    public var mllm = TrainingSchedule(steps: 2500, batchSize: 64, learningRate: 1e-3, warmupSteps: 100,
+                                       weightDecay: 0.01, checkpointEvery: 250, logEvery: 10)
+    public var textTower = CLIPTextConfig(vocabSize: 0)
+
+    public init() {}
+
+    /// World texts that train the tokenizer, plus the fixed prompts.
+    public static func tokenizerCorpus(world: ShapesWorld, scenes: Int) -> [String] {
+        var texts: [String] = []
+        for i in 0..<scenes {
+            let s = world.sample(.train, i)
+            texts += s.captions
+            texts += s.questions.flatMap { [$0.question, $0.answer] }
+            texts += s.edits.map(\.instruction)
+        }
+        texts += ["Generate an image: ", "Edit the image: ", UnderstandingData.describePrompt]
+        return texts
+    }
+
+    /// Runs every stage under `runDir` (resuming any that were interrupted) and writes the final
+    /// model folder `output`: config.json, model.safetensors (F16), tokenizer.json, and the CLIP
+    /// text tower (clip_text.safetensors + clip_text_config.json) for zero-shot evaluation.
+    public func run(runDir: String, output: String, log: (String) -> Void,
+                    progress: @escaping (String, TrainingProgress) -> Void) throws {
+        let world = ShapesWorld(seed: seed)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        let tokenizerPath = (runDir as NSString).appendingPathComponent("tokenizer.json")
+        let tokenizer: Tokenizer
+        if fm.fileExists(atPath: tokenizerPath) {
+            tokenizer = try Tokenizer(contentsOf: tokenizerPath)
+        } else {
+            log("training the tokenizer on \(tokenizerScenes) scenes")
+            tokenizer = try BPETrainer.train(texts: Self.tokenizerCorpus(world: world, scenes: tokenizerScenes),
+                                             vocabSize: vocabSize)
+            try AtomicFile.write(try tokenizer.jsonData(), to: tokenizerPath)
+        }
+        let template = try ChatTemplate(tokenizer: tokenizer)
+        let config = InternVLChatConfig.tiny(vocabSize: tokenizer.vocabSize)
+        var rng = RandomGenerator(seed: seed)
+        let model = InternVLChatModel(config, rng: &rng)
+        var text = textTower
+        text.vocabSize = tokenizer.vocabSize
+        let clipModel = CLIPPretrainModel(vision: model.vision, text: CLIPTextTower(text, rng: &rng), rng: &rng)
+
+        log("stage (a): CLIP pretraining, \(clip.steps) steps of \(clip.batchSize)")
+        let clipRun = try RunDirectory((runDir as NSString).appendingPathComponent("clip"))
+        try UnderstandingTraining.pretrainCLIP(clipModel, tokenizer: tokenizer, world: world, schedule: clip,
+                                               run: clipRun, progress: { progress("clip", $0); return true })
+
+        log("stage (b): MLLM training, \(mllm.steps) steps of \(mllm.batchSize)")
+        let mllmRun = try RunDirectory((runDir as NSString).appendingPathComponent("mllm"))
+        try UnderstandingTraining.trainMLLM(model, template: template, world: world, schedule: mllm,
+                                            run: mllmRun, progress: { progress("mllm", $0); return true })
+
+        try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
+        try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clipModel, to: output)
+        log("wrote \(output)")
+    }
+
+    /// Writes the model folder: F16 weights, config.json, tokenizer.json, the text tower.
+    public static func export(model: InternVLChatModel, tokenizer: Tokenizer, textTower: CLIPPretrainModel,
+                              to output: String) throws {
+        func path(_ name: String) -> String { (output as NSString).appendingPathComponent(name) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: model.namedTensors().map { ($0.0, $0.1) }),
+                                    to: path("model.safetensors"), dtype: .f16)
+        try AtomicFile.write(try encoder.encode(model.config), to: path("config.json"))
+        try AtomicFile.write(try tokenizer.jsonData(), to: path("tokenizer.json"))
+        let head = textTower.namedTensors().filter { !$0.0.hasPrefix("vision_model.") }
+        try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: head.map { ($0.0, $0.1) }),
+                                    to: path("clip_text.safetensors"), dtype: .f16)
+        try AtomicFile.write(try encoder.encode(textTower.text.config), to: path("clip_text_config.json"))
+    }
+}

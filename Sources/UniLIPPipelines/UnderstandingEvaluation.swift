@@ -1,0 +1,118 @@
+import Foundation
+import ShapesWorld
+import UniLIPCore
+import UniLIPIO
+import UniLIPModels
+import UniLIPNN
+import UniLIPText
+
+/// Accuracy counts per category.
+public struct AccuracyTable: Sendable {
+    public private(set) var correct: [String: Int] = [:]
+    public private(set) var total: [String: Int] = [:]
+
+    public init() {}
+
+    public mutating func add(_ key: String, _ ok: Bool) {
+        total[key, default: 0] += 1
+        correct[key, default: 0] += ok ? 1 : 0
+    }
+
+    public func accuracy(_ key: String) -> Double {
+        guard let t = total[key], t > 0 else { return .nan }
+        return Double(correct[key] ?? 0) / Double(t)
+    }
+
+    public var overall: Double {
+        let t = total.values.reduce(0, +)
+        return t == 0 ? .nan : Double(correct.values.reduce(0, +)) / Double(t)
+    }
+
+    public var keys: [String] { total.keys.sorted() }
+}
+
+/// The understanding evaluations on ShapesWorld.
+public enum UnderstandingEvaluation {
+    /// VQA exact-match accuracy by question type over every question of `scenes` scenes.
+    public static func vqa(_ pipeline: UnderstandingPipeline, world: ShapesWorld, split: Split, scenes: Int,
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> AccuracyTable {
+        var table = AccuracyTable()
+        var pixels: [Tensor] = [], prompts: [[Int]] = [], truth: [(String, String)] = []
+        var options = UnderstandingOptions()
+        options.maxNewTokens = 8
+        options.batchSize = 64
+        for i in 0..<scenes {
+            let s = world.sample(split, i)
+            let p = pipeline.pixels(world.image(s.scene))
+            for qa in s.questions {
+                pixels.append(p)
+                prompts.append(try pipeline.promptIDs(qa.question, options: options))
+                truth.append((qa.type.rawValue, qa.answer))
+            }
+        }
+        var done = 0
+        while done < prompts.count {
+            let end = Swift.min(prompts.count, done + 256)
+            let answers = pipeline.answer(pixels: Array(pixels[done..<end]), prompts: Array(prompts[done..<end]), options: options)
+            for (k, a) in answers.enumerated() { table.add(truth[done + k].0, a == truth[done + k].1) }
+            done = end
+            progress(done, prompts.count)
+        }
+        return table
+    }
+
+    /// The zero-shot prompts: every (size, colour, shape) combination.
+    static let zeroShotClasses: [(SizeClass, ObjectColor, ShapeKind)] = SizeClass.allCases.flatMap { size in
+        ObjectColor.allCases.flatMap { color in ShapeKind.allCases.map { (size, color, $0) } }
+    }
+
+    /// Zero-shot attribute accuracy of the encoder + text tower on single-object scenes: the
+    /// prompt "a {size} {colour} {shape}." with the highest similarity gives each attribute.
+    public static func zeroShot(_ clip: CLIPPretrainModel, tokenizer: Tokenizer, world: ShapesWorld, split: Split,
+                                images count: Int) -> AccuracyTable {
+        withNoGrad {
+            let pad = tokenizer.id(of: "<|endoftext|>") ?? 0
+            let prompts = zeroShotClasses.map { "a \($0.0.rawValue) \($0.1.rawValue) \($0.2.rawValue)." }
+            let tokens = UnderstandingTraining.captionBatch(prompts, tokenizer: tokenizer,
+                                                            maxLength: clip.text.config.maxLength, pad: pad)
+            let textEmbeddings = normalized(clip.text(ids: tokens.ids, batch: tokens.batch, length: tokens.length,
+                                                      mask: tokens.mask))
+            var table = AccuracyTable()
+            var scenes: [Scene] = []
+            var k = 0
+            while scenes.count < count && k < count * 40 {
+                let s = world.sample(split, k).scene
+                if s.objects.count == 1 { scenes.append(s) }
+                k += 1
+            }
+            for chunk in stride(from: 0, to: scenes.count, by: 64) {
+                let part = Array(scenes[chunk..<Swift.min(scenes.count, chunk + 64)])
+                let image = normalized(clip.imageEmbedding(UnderstandingData.pixels(part.map(world.image))))
+                let sims = image.matmul(textEmbeddings, transposeB: true)  // [n, classes]
+                for (i, s) in part.enumerated() {
+                    let row = sims.pointer + i * zeroShotClasses.count
+                    let best = (0..<zeroShotClasses.count).max { row[$0] < row[$1] } ?? 0
+                    let (size, color, shape) = zeroShotClasses[best]
+                    let o = s.objects[0]
+                    table.add("color", color == o.color)
+                    table.add("shape", shape == o.shape)
+                    table.add("size", size == o.size)
+                }
+            }
+            return table
+        }
+    }
+
+    static func normalized(_ x: Tensor) -> Tensor { x / (x.square().sum(axis: -1, keepDims: true) + 1e-12).sqrt() }
+
+    /// The CLIP head (text tower, projections) exported next to a model, on the model's encoder.
+    public static func loadCLIP(directory: String, vision: InternViT) throws -> (CLIPPretrainModel, Tokenizer) {
+        func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        let config = try JSONDecoder().decode(CLIPTextConfig.self, from: Data(contentsOf: URL(fileURLWithPath: path("clip_text_config.json"))))
+        var rng = RandomGenerator(seed: 0)
+        let clip = CLIPPretrainModel(vision: vision, text: CLIPTextTower(config, rng: &rng), rng: &rng)
+        let head = clip.namedTensors().filter { !$0.0.hasPrefix("vision_model.") }
+        _ = try Checkpoint.load(path("clip_text.safetensors"), into: head)
+        return (clip, try Tokenizer(contentsOf: path("tokenizer.json")))
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import UniLIPCore
+import UniLIPPipelines
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training recipes (resumable: rerun the same command to continue).",
+        subcommands: [TrainUnderstandingCommand.self])
+}
+
+struct TrainUnderstandingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "understanding",
+        abstract: "Makes the base model InternVL-tiny: tokenizer, CLIP pretraining of InternViT, then MLLM training.")
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .customLong("run"), help: "Run folder (checkpoints, metrics.jsonl); an interrupted run resumes from it.")
+    var runDir = "runs/internvl-tiny"
+    @Option(name: .shortAndLong, help: "Model folder to write at the end.")
+    var output = "Models/internvl-tiny"
+    @Option(help: "Seed of the world, the initialisation and the data order.")
+    var seed: UInt64 = 0
+    @Option(help: "CLIP pretraining steps.") var clipSteps: Int?
+    @Option(help: "MLLM training steps.") var mllmSteps: Int?
+    @Option(help: "Batch size of both stages.") var batchSize: Int?
+
+    func run() throws {
+        let logger = global.apply()
+        var recipe = InternVLTinyRecipe()
+        recipe.seed = seed
+        if let clipSteps { recipe.clip.steps = clipSteps }
+        if let mllmSteps { recipe.mllm.steps = mllmSteps }
+        if let batchSize { recipe.clip.batchSize = batchSize; recipe.mllm.batchSize = batchSize }
+        var lines: [String: ProgressLine] = [:]
+        let start = Date()
+        try recipe.run(runDir: runDir, output: output, log: { logger.info("\($0)") }, progress: { stage, p in
+            let line = lines[stage] ?? ProgressLine(label: stage, total: p.totalSteps)
+            lines[stage] = line
+            line.update(step: p.step, values: ["loss": p.values["loss"] ?? .nan])
+        })
+        logger.info("done in \(ProgressLine.clock(Date().timeIntervalSince(start)))")
+    }
+}
