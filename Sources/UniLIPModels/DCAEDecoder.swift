@@ -71,6 +71,41 @@ final class DCAEChannelRMSNorm: Module, UnaryLayer {
     func callAsFunction(_ x: Tensor) -> Tensor { x.rmsNormChannels(weight: weight, bias: bias, eps: eps) }
 }
 
+extension Tensor {
+    /// Nearest-neighbour ×2 upsampling of [N, C, H, W] (equal to
+    /// `interpolate(scale: 2, mode: .nearest)`): each pixel becomes a 2×2 block; the gradient
+    /// sums each block. A dedicated loop, as the up blocks run it at full resolution.
+    func nearestUpsample2x() -> Tensor {
+        precondition(rank == 4, "nearestUpsample2x: input must be [N, C, H, W], got \(shape)")
+        let rows = shape[0] * shape[1] * shape[2], w = shape[3]
+        let out = Tensor(uninitialized: [shape[0], shape[1], 2 * shape[2], 2 * w])
+        let src = pointer, dst = out.pointer
+        Parallel.forRange(rows, grain: Swift.max(1, 16_384 / Swift.max(w, 1))) { r in
+            for row in r {
+                let x = src + row * w, y0 = dst + 4 * w * row, y1 = y0 + 2 * w
+                for i in 0..<w {
+                    let v = x[i]
+                    y0[2 * i] = v
+                    y0[2 * i + 1] = v
+                }
+                y1.update(from: y0, count: 2 * w)
+            }
+        }
+        let inShape = shape
+        return out.recording("nearest_upsample_2x", [self]) { g in
+            let gx = Tensor(uninitialized: inShape)
+            let gp = g.pointer, gxp = gx.pointer
+            Parallel.forRange(rows, grain: Swift.max(1, 16_384 / Swift.max(w, 1))) { r in
+                for row in r {
+                    let g0 = gp + 4 * w * row, g1 = g0 + 2 * w, o = gxp + row * w
+                    for i in 0..<w { o[i] = (g0[2 * i] + g0[2 * i + 1]) + (g1[2 * i] + g1[2 * i + 1]) }
+                }
+            }
+            return [gx]
+        }
+    }
+}
+
 /// A `Linear` (weight [out, in], no bias) applied to the channels of NCHW input, as a 1×1 conv.
 @inline(__always)
 func channelLinear(_ x: Tensor, _ weight: Tensor) -> Tensor {
@@ -239,7 +274,7 @@ public final class DCAEUpBlock: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let main: Tensor
         switch type {
-        case .interpolate: main = conv(x.interpolate(scale: 2, mode: .nearest))
+        case .interpolate: main = conv(x.nearestUpsample2x())
         case .pixelShuffle: main = conv(x).pixelShuffle(2)
         }
         let shortcut = (repeats == 1 ? x : x.repeatInterleaved(repeats, axis: 1)).pixelShuffle(2)
