@@ -57,7 +57,7 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "UniLIPIOTests", dependencies: ["UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPTestSupport"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "UniLIPTextTests", dependencies: ["UniLIPText", "ShapesWorld"],
+        .testTarget(name: "UniLIPTextTests", dependencies: ["UniLIPText", "ShapesWorld", "UniLIPPipelines"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "UniLIPModelsTests",
                     dependencies: ["UniLIPModels", "UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPTestSupport"],

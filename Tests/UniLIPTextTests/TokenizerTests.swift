@@ -1,5 +1,6 @@
 import Foundation
 import ShapesWorld
+import UniLIPPipelines
 import UniLIPText
 import XCTest
 
@@ -22,24 +23,10 @@ final class TokenizerTests: XCTestCase {
         }
     }
 
-    /// World texts used to train the shipped vocabulary.
-    static func worldCorpus(count: Int = 2000) -> [String] {
-        let world = ShapesWorld(seed: 0)
-        var texts: [String] = []
-        for i in 0..<count {
-            let s = world.sample(.train, i)
-            texts += s.captions
-            texts += s.questions.flatMap { [$0.question, $0.answer] }
-            texts += s.edits.map(\.instruction)
-        }
-        texts += ["Generate an image: ", "Edit the image: ", "Describe the image."]
-        return texts
-    }
-
     /// Our trainer is deterministic, its committed output loads in `tokenizers` with the same ids.
     func testTrainerDeterministicAndParity() throws {
         let path = Self.dir.appendingPathComponent("shapes_tokenizer.json")
-        let trained = try BPETrainer.train(texts: Self.worldCorpus(), vocabSize: 512)
+        let trained = try BPETrainer.train(texts: InternVLTinyRecipe.tokenizerCorpus(world: ShapesWorld(seed: 0), scenes: 2000), vocabSize: 512)
         if ProcessInfo.processInfo.environment["UNILIP_WRITE_FIXTURES"] == "1" {
             try trained.jsonData().write(to: path)
         }

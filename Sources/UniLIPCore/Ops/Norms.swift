@@ -7,17 +7,13 @@ import Foundation
 
 /// SIMD row reductions shared by the norms and softmax.
 enum RowMath {
-    typealias V = SIMD8<Float>
+    typealias V = SIMDLoops.V
 
     @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> V {
-        UnsafeRawPointer(p).loadUnaligned(as: V.self)
-    }
+    static func load(_ p: UnsafePointer<Float>) -> V { SIMDLoops.load(p) }
 
     @inline(__always)
-    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
-    }
+    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { SIMDLoops.store(v, p) }
 
     /// (Σ(x−s), Σ(x−s)²) over n values with shift s.
     @inline(__always)
