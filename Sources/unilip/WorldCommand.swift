@@ -8,7 +8,7 @@ struct WorldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "world",
         abstract: "The procedural ShapesWorld: sample scenes, measure the scene parser.",
-        subcommands: [WorldSampleCommand.self, WorldParseCommand.self])
+        subcommands: [WorldSampleCommand.self, WorldParseCommand.self, WorldParserScoreCommand.self])
 }
 
 extension Split: ExpressibleByArgument {}
@@ -65,6 +65,23 @@ struct WorldParseCommand: ParsableCommand {
             let objects = SceneParser.parse(try Image(contentsOf: path))
             let text = objects.map { "\($0.size.rawValue) \($0.color.rawValue) \($0.shape.rawValue) at \($0.row) \($0.column)" }
             print("\(path): \(text.isEmpty ? "no objects" : text.joined(separator: "; "))")
+        }
+    }
+}
+
+struct WorldParserScoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "parser-score",
+        abstract: "The scene parser's own accuracy on clean, noisy and blurred renders.")
+
+    @Option(help: "Split to render.") var split: Split = .test
+    @Option(help: "Scenes per condition.") var scenes = 300
+    @Option(help: "World seed.") var seed: UInt64 = 0
+
+    func run() {
+        let world = ShapesWorld(seed: seed)
+        for d in ParserBenchmark.Degradation.allCases {
+            print("\(d.rawValue): \(ParserBenchmark.score(world: world, split: split, scenes: scenes, degradation: d).summary)")
         }
     }
 }

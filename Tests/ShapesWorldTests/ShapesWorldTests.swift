@@ -97,49 +97,15 @@ final class ShapesWorldTests: XCTestCase {
         XCTAssertLessThan(changed, a.width * a.height / 4)
     }
 
-    /// The parser's own accuracy on clean and noisy renders (numbers printed for the docs).
+    /// The parser's own accuracy on clean and degraded renders (numbers printed for the docs).
     func testParserAccuracy() {
-        for (name, noise, blur) in [("clean", 0.0, false), ("noisy σ=10", 10.0, false), ("blurred 3×3 + noisy σ=10", 10.0, true)] {
-            var score = ParseScore()
-            var rng = RandomGenerator(seed: 9)
-            for i in 0..<300 {
-                let s = world.sample(.test, i)
-                var img = world.image(s.scene)
-                if blur { img = boxBlur(img) }
-                if noise > 0 {
-                    for j in 0..<img.pixels.count {
-                        let v = Double(img.pixels[j]) + Double(rng.normal()) * noise
-                        img.pixels[j] = UInt8(Swift.min(Swift.max(v.rounded(), 0), 255))
-                    }
-                }
-                score.add(parsed: SceneParser.parse(img), truth: s.scene)
-            }
-            print("parser \(name): \(score.summary)")
-            XCTAssertGreaterThan(score.rate(score.found), 0.97, name)
-            XCTAssertGreaterThan(score.rate(score.shape), 0.9, name)
-            XCTAssertGreaterThan(score.rate(score.size), 0.9, name)
-            XCTAssertGreaterThan(score.rate(score.position), 0.95, name)
+        for degradation in ParserBenchmark.Degradation.allCases {
+            let score = ParserBenchmark.score(world: world, split: .test, scenes: 300, degradation: degradation)
+            print("parser \(degradation.rawValue): \(score.summary)")
+            XCTAssertGreaterThan(score.rate(score.found), 0.97, degradation.rawValue)
+            XCTAssertGreaterThan(score.rate(score.shape), 0.9, degradation.rawValue)
+            XCTAssertGreaterThan(score.rate(score.size), 0.9, degradation.rawValue)
+            XCTAssertGreaterThan(score.rate(score.position), 0.95, degradation.rawValue)
         }
-    }
-
-    func boxBlur(_ img: Image) -> Image {
-        var out = img
-        for y in 0..<img.height {
-            for x in 0..<img.width {
-                for c in 0..<3 {
-                    var sum = 0, n = 0
-                    for dy in -1...1 {
-                        for dx in -1...1 {
-                            let xx = x + dx, yy = y + dy
-                            guard xx >= 0, yy >= 0, xx < img.width, yy < img.height else { continue }
-                            sum += Int(img.pixels[(yy * img.width + xx) * 3 + c])
-                            n += 1
-                        }
-                    }
-                    out.pixels[(y * img.width + x) * 3 + c] = UInt8(sum / n)
-                }
-            }
-        }
-        return out
     }
 }
