@@ -39,6 +39,7 @@ struct BenchCore: ParsableCommand {
         if let json {
             let object: [String: Any] = [
                 "threads": Parallel.threads,
+                "blas_core": BLASCore.coreName,
                 "results": results.map { ["name": $0.name, "value": $0.value, "unit": $0.unit] },
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
