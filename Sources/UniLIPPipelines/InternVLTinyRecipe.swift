@@ -7,7 +7,8 @@ import UniLIPNN
 import UniLIPText
 
 /// How the shipped base model "InternVL-tiny" is made, end to end, from a seed:
-/// tokenizer → CLIP pretraining → MLLM training → export (F16 safetensors + config.json).
+/// tokenizer → CLIP pretraining → MLLM training (encoder frozen) → full fine-tuning (encoder at
+/// 0.1× LR) → export (F16 safetensors + config.json).
 public struct InternVLTinyRecipe {
     public var seed: UInt64 = 0
     public var vocabSize = 512
@@ -17,6 +18,9 @@ public struct InternVLTinyRecipe {
                                        weightDecay: 0.05, checkpointEvery: 250, logEvery: 10)
     public var mllm = TrainingSchedule(steps: 2000, batchSize: 64, learningRate: 1e-3, warmupSteps: 100,
                                        weightDecay: 0.01, checkpointEvery: 250, logEvery: 10)
+    public var finetune = TrainingSchedule(steps: 1500, batchSize: 64, learningRate: 5e-4, warmupSteps: 100,
+                                           weightDecay: 0.01, checkpointEvery: 250, logEvery: 10)
+    public var encoderLRScale: Float = 0.1
     public var textTower = CLIPTextConfig(vocabSize: 0)
 
     public init() {}
@@ -69,6 +73,12 @@ public struct InternVLTinyRecipe {
         let mllmRun = try RunDirectory((runDir as NSString).appendingPathComponent("mllm"))
         try UnderstandingTraining.trainMLLM(model, template: template, world: world, schedule: mllm,
                                             run: mllmRun, progress: { progress("mllm", $0); return true })
+
+        log("stage (c): full fine-tuning, encoder at \(encoderLRScale)× LR, \(finetune.steps) steps of \(finetune.batchSize)")
+        let finetuneRun = try RunDirectory((runDir as NSString).appendingPathComponent("finetune"))
+        try UnderstandingTraining.trainMLLM(model, template: template, world: world, schedule: finetune,
+                                            run: finetuneRun, encoderLRScale: encoderLRScale,
+                                            progress: { progress("finetune", $0); return true })
 
         try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
         try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clipModel, to: output)

@@ -39,13 +39,18 @@ public enum UnderstandingTraining {
         }, progress: progress)
     }
 
-    /// Stage (b): encoder frozen; `mlp1` and the language model trained on captions and VQA.
+    /// Stage (b) with `encoderLRScale` nil: encoder frozen; `mlp1` and the language model trained
+    /// on captions and VQA. Stage (c) with a scale: everything trained, the encoder at that
+    /// fraction of the learning rate (InternVL's full-model instruction tuning).
     public static func trainMLLM(_ model: InternVLChatModel, template: ChatTemplate, world: ShapesWorld,
-                                 schedule: TrainingSchedule, run: RunDirectory, info: [String: Any] = [:],
+                                 schedule: TrainingSchedule, run: RunDirectory, encoderLRScale: Float? = nil,
+                                 info: [String: Any] = [:],
                                  progress: (TrainingProgress) -> Bool = { _ in true }) throws {
-        model.vision.freeze()
+        model.unfreeze()
+        if encoderLRScale == nil { model.vision.freeze() }
         let trainable = model.namedParameters().filter { $0.1.requiresGrad }
-        let groups = ParameterGroup.decaySplit(trainable, lr: schedule.learningRate, weightDecay: schedule.weightDecay)
+        let groups = ParameterGroup.decaySplit(trainable, lr: schedule.learningRate, weightDecay: schedule.weightDecay,
+                                               scaled: encoderLRScale.map { [("vision_model", $0)] } ?? [])
         let loop = try TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
         loop.checkpointInfo = info
         try loop.resume()

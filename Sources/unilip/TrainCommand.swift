@@ -13,7 +13,7 @@ struct TrainCommand: ParsableCommand {
 struct TrainUnderstandingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "understanding",
-        abstract: "Makes the base model InternVL-tiny: tokenizer, CLIP pretraining of InternViT, then MLLM training.")
+        abstract: "Makes the base model InternVL-tiny: tokenizer, CLIP pretraining of InternViT, MLLM training, full fine-tuning.")
 
     @OptionGroup var global: GlobalOptions
     @Option(name: .customLong("run"), help: "Run folder (checkpoints, metrics.jsonl); an interrupted run resumes from it.")
@@ -24,7 +24,8 @@ struct TrainUnderstandingCommand: ParsableCommand {
     var seed: UInt64 = 0
     @Option(help: "CLIP pretraining steps.") var clipSteps: Int?
     @Option(help: "MLLM training steps.") var mllmSteps: Int?
-    @Option(help: "Batch size of both stages.") var batchSize: Int?
+    @Option(help: "Full fine-tuning steps.") var finetuneSteps: Int?
+    @Option(help: "Batch size of every stage.") var batchSize: Int?
 
     func run() throws {
         let logger = global.apply()
@@ -32,7 +33,12 @@ struct TrainUnderstandingCommand: ParsableCommand {
         recipe.seed = seed
         if let clipSteps { recipe.clip.steps = clipSteps }
         if let mllmSteps { recipe.mllm.steps = mllmSteps }
-        if let batchSize { recipe.clip.batchSize = batchSize; recipe.mllm.batchSize = batchSize }
+        if let finetuneSteps { recipe.finetune.steps = finetuneSteps }
+        if let batchSize {
+            recipe.clip.batchSize = batchSize
+            recipe.mllm.batchSize = batchSize
+            recipe.finetune.batchSize = batchSize
+        }
         var lines: [String: ProgressLine] = [:]
         let start = Date()
         try recipe.run(runDir: runDir, output: output, log: { logger.info("\($0)") }, progress: { stage, p in
