@@ -7,8 +7,8 @@ import UniLIPNN
 import UniLIPText
 
 /// How the shipped base model "InternVL-tiny" is made, end to end, from a seed:
-/// tokenizer → CLIP pretraining → MLLM training (encoder frozen) → full fine-tuning (encoder at
-/// 0.1× LR) → export (F16 safetensors + config.json).
+/// tokenizer → CLIP pretraining → MLLM training (encoder frozen) → full fine-tuning (every
+/// parameter, encoder included) → export (F16 safetensors + config.json).
 public struct InternVLTinyRecipe {
     public var seed: UInt64 = 0
     public var vocabSize = 512
@@ -18,9 +18,11 @@ public struct InternVLTinyRecipe {
                                        weightDecay: 0.05, checkpointEvery: 250, logEvery: 10)
     public var mllm = TrainingSchedule(steps: 2000, batchSize: 64, learningRate: 1e-3, warmupSteps: 100,
                                        weightDecay: 0.01, checkpointEvery: 250, logEvery: 10)
-    public var finetune = TrainingSchedule(steps: 1500, batchSize: 64, learningRate: 5e-4, warmupSteps: 100,
+    public var finetune = TrainingSchedule(steps: 2000, batchSize: 64, learningRate: 5e-4, warmupSteps: 100,
                                            weightDecay: 0.01, checkpointEvery: 250, logEvery: 10)
-    public var encoderLRScale: Float = 0.1
+    /// The encoder's learning rate relative to the rest in stage (c). CLIP pretraining at this
+    /// scale leaves the encoder nearly blind to shape, so it learns at the full rate here.
+    public var encoderLRScale: Float = 1
     public var textTower = CLIPTextConfig(vocabSize: 0)
 
     public init() {}
