@@ -22,17 +22,20 @@ struct BenchCore: ParsableCommand {
     @Option(help: "Also write the results as JSON to this path.")
     var json: String?
 
+    @Option(help: "Run only the workloads whose names contain this text (e.g. vit, conv, attention, sgemm).")
+    var only: String?
+
     func run() throws {
         _ = global.apply()
         var results: [BenchResult] = []
         print("threads: \(Parallel.threads), OpenBLAS kernels: \(BLASCore.coreName)")
-        for n in [256, 512, 1024] {
+        for n in [256, 512, 1024] where only == nil || "sgemm".contains(only!) {
             for r in CoreWorkloads.sgemm(n: n, repeats: repeats) {
                 results.append(r)
                 print(r.line)
             }
         }
-        for r in CoreWorkloads.layerWorkloads(repeats: repeats) {
+        for r in CoreWorkloads.layerWorkloads(repeats: repeats, only: only) {
             results.append(r)
             print(r.line)
         }

@@ -2,13 +2,15 @@ import UniLIPCore
 
 extension CoreWorkloads {
     /// (a) ViT block, (b) 3×3 conv and (c) attention, each as in Tools/reference/bench_core.py.
-    static func layerWorkloads(repeats: Int) -> [BenchResult] {
-        [
-            BenchResult(name: "vit block fwd+bwd", value: vitBlock(repeats: repeats), unit: "ms"),
-            BenchResult(name: "conv3x3 fwd+bwd", value: conv(repeats: repeats), unit: "ms"),
-            BenchResult(name: "attention fwd", value: attention(repeats: repeats, backward: false), unit: "ms"),
-            BenchResult(name: "attention fwd+bwd", value: attention(repeats: repeats, backward: true), unit: "ms"),
+    /// The workloads whose names contain `only` (all when nil).
+    static func layerWorkloads(repeats: Int, only: String? = nil) -> [BenchResult] {
+        let all: [(String, () -> Double)] = [
+            ("vit block fwd+bwd", { vitBlock(repeats: repeats) }),
+            ("conv3x3 fwd+bwd", { conv(repeats: repeats) }),
+            ("attention fwd", { attention(repeats: repeats, backward: false) }),
+            ("attention fwd+bwd", { attention(repeats: repeats, backward: true) }),
         ]
+        return all.filter { only == nil || $0.0.contains(only!) }.map { BenchResult(name: $0.0, value: $0.1(), unit: "ms") }
     }
 
     /// Pre-norm ViT block: batch 32, 64 tokens, width 256, 4 heads, MLP 1024, forward+backward.
