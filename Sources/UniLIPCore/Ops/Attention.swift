@@ -196,7 +196,13 @@ extension Tensor {
     /// Kernel choice for attention: BLAS per head sequentially, or SIMD kernels in a parallel
     /// loop over (batch, kv head); `auto` picks by size. Tests force each path.
     enum AttentionBackend { case auto, blas, simd }
-    nonisolated(unsafe) static var attentionBackend: AttentionBackend = .auto
+    nonisolated(unsafe) static var attentionBackend: AttentionBackend = {
+        switch ProcessInfo.processInfo.environment["UNILIP_ATTENTION_BACKEND"] {
+        case "blas": return .blas
+        case "simd": return .simd
+        default: return .auto
+        }
+    }()
 
     /// Query rows per block.
     static let attentionBlock = 64
