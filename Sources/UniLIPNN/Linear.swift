@@ -40,10 +40,7 @@ public final class Linear: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.rank >= 1 && x.shape[x.rank - 1] == inFeatures,
                      "Linear: input \(x.shape) does not end in \(inFeatures)")
-        if x.rank == 1 { return self(x.reshaped([1, inFeatures])).reshaped([outFeatures]) }
-        let y = x.matmul(weight, transposeB: true)
-        guard let bias else { return y }
-        return y + bias
+        return x.linear(weight: weight, bias: bias)
     }
 }
 

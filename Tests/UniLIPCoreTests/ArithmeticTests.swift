@@ -23,6 +23,8 @@ final class ArithmeticTests: XCTestCase {
         f.check("matmul_tb", atol: 1e-4) { $0[0].matmul($0[1], transposeB: true) }
         f.check("matmul_ta", atol: 1e-4) { $0[0].matmul($0[1], transposeA: true) }
         f.check("matmul_tatb", atol: 1e-4) { $0[0].matmul($0[1], transposeA: true, transposeB: true) }
+        f.check("linear_bias", atol: 1e-4) { $0[0].linear(weight: $0[1], bias: $0[2]) }
+        f.check("linear_vector", atol: 1e-4) { $0[0].linear(weight: $0[1], bias: $0[2]) }
     }
 
     func testFiniteDifferences() {
@@ -34,6 +36,7 @@ final class ArithmeticTests: XCTestCase {
         checkGradients([randn(2, 3, 4)]) { $0[0].sum(axes: [0, 2]) }
         checkGradients([randn(2, 3, 4)]) { $0[0].sum() * 2 }
         checkGradients([randn(2, 3, 5), randn(5, 4, seed: 2)]) { $0[0].matmul($0[1]) }
+        checkGradients([randn(2, 3, 5), randn(4, 5, seed: 2), randn(4, seed: 3)]) { $0[0].linear(weight: $0[1], bias: $0[2]) }
         checkGradients([randn(2, 5, 3), randn(2, 4, 5, seed: 2)]) {
             $0[0].matmul($0[1], transposeA: true, transposeB: true)
         }

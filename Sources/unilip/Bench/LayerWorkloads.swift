@@ -31,16 +31,16 @@ extension CoreWorkloads {
         return medianMilliseconds(repeats: repeats) {
             for p in params { p.zeroGrad() }
             let h = x.layerNorm(weight: ln1w, bias: ln1b, eps: 1e-6)
-            let qkv = (h.matmul(qkvW, transposeB: true) + qkvB)
+            let qkv = h.linear(weight: qkvW, bias: qkvB)
                 .reshaped([b, n, 3, heads, c / heads]).permuted([2, 0, 3, 1, 4])
             let q = qkv.sliced(axis: 0, start: 0, end: 1).squeezed(0)
             let k = qkv.sliced(axis: 0, start: 1, end: 2).squeezed(0)
             let v = qkv.sliced(axis: 0, start: 2, end: 3).squeezed(0)
             let a = Tensor.scaledDotProductAttention(q: q, k: k, v: v)
                 .transposed(1, 2).reshaped([b, n, c])
-            let x1 = x + (a.matmul(projW, transposeB: true) + projB)
-            let m = (x1.layerNorm(weight: ln2w, bias: ln2b, eps: 1e-6).matmul(fc1W, transposeB: true) + fc1B).gelu()
-            let y = x1 + (m.matmul(fc2W, transposeB: true) + fc2B)
+            let x1 = x + a.linear(weight: projW, bias: projB)
+            let m = x1.layerNorm(weight: ln2w, bias: ln2b, eps: 1e-6).linear(weight: fc1W, bias: fc1B).gelu()
+            let y = x1 + m.linear(weight: fc2W, bias: fc2B)
             y.sum().backward()
         }
     }
