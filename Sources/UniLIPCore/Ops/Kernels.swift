@@ -92,3 +92,47 @@ public enum Kernels {
         return out
     }
 }
+
+/// The four arithmetic ops, for SIMD loops that a closure argument would keep from vectorising.
+public enum BinaryOp: Sendable { case add, sub, mul, div }
+
+extension Kernels {
+    /// out = a ∘ b element-wise on same-shape operands, 8 lanes at a time.
+    public static func sameShape(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
+        let out = Tensor(uninitialized: a.shape)
+        let pa = a.pointer, pb = b.pointer, po = out.pointer
+        Parallel.forRange(a.count, grain: grain) { r in
+            var i = r.lowerBound
+            let end = r.upperBound
+            typealias V = SIMDLoops.V
+            while i + 8 <= end {
+                let x = SIMDLoops.load(pa + i), y = SIMDLoops.load(pb + i)
+                let z: V
+                switch op {
+                case .add: z = x + y
+                case .sub: z = x - y
+                case .mul: z = x * y
+                case .div: z = x / y
+                }
+                SIMDLoops.store(z, po + i)
+                i += 8
+            }
+            while i < end {
+                switch op {
+                case .add: po[i] = pa[i] + pb[i]
+                case .sub: po[i] = pa[i] - pb[i]
+                case .mul: po[i] = pa[i] * pb[i]
+                case .div: po[i] = pa[i] / pb[i]
+                }
+                i += 1
+            }
+        }
+        return out
+    }
+
+    /// Same-shape operands take the SIMD loop; others the broadcast walk.
+    @inline(__always)
+    static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+        a.shape == b.shape ? sameShape(op, a, b) : broadcast(a, b, f)
+    }
+}
