@@ -66,7 +66,9 @@ public final class Tensor: @unchecked Sendable {
         precondition(values.count == shape.reduce(1, *),
                      "\(values.count) values do not fill shape \(shape)")
         let s = TensorStorage(count: values.count)
-        values.withUnsafeBufferPointer { s.pointer.initialize(from: $0.baseAddress!, count: values.count) }
+        values.withUnsafeBufferPointer { buffer in
+            if let base = buffer.baseAddress { s.pointer.initialize(from: base, count: values.count) }
+        }
         self.init(shape: shape, storage: s, requiresGrad: requiresGrad)
     }
 

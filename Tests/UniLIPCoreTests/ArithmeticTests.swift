@@ -63,6 +63,12 @@ final class ArithmeticTests: XCTestCase {
         XCTAssertEqual(x.grad?.scalars, [1, 2], "detached branch passes no gradient")
     }
 
+    func testEmptyTensors() {
+        let e = Tensor([], shape: [0, 3])
+        XCTAssertEqual((e + e).shape, [0, 3])
+        XCTAssertEqual(e.sum().item, 0)
+    }
+
     func testDiamondGraphGetsBothPaths() {
         let x = Tensor([3], shape: [1], requiresGrad: true)
         let a = x * 2

@@ -29,7 +29,7 @@ struct BenchCore: ParsableCommand {
         _ = global.apply()
         var results: [BenchResult] = []
         print("threads: \(Parallel.threads), OpenBLAS kernels: \(BLASCore.coreName)")
-        for n in [256, 512, 1024] where only == nil || "sgemm".contains(only!) {
+        for n in [256, 512, 1024] where only.map({ "sgemm".contains($0) }) ?? true {
             for r in CoreWorkloads.sgemm(n: n, repeats: repeats) {
                 results.append(r)
                 print(r.line)

@@ -10,7 +10,7 @@ extension CoreWorkloads {
             ("attention fwd", { attention(repeats: repeats, backward: false) }),
             ("attention fwd+bwd", { attention(repeats: repeats, backward: true) }),
         ]
-        return all.filter { only == nil || $0.0.contains(only!) }.map { BenchResult(name: $0.0, value: $0.1(), unit: "ms") }
+        return all.filter { workload in only.map { workload.0.contains($0) } ?? true }.map { BenchResult(name: $0.0, value: $0.1(), unit: "ms") }
     }
 
     /// Pre-norm ViT block: batch 32, 64 tokens, width 256, 4 heads, MLP 1024, forward+backward.
