@@ -18,7 +18,7 @@ public struct InternVLTinyRecipe {
                                        weightDecay: 0.05, checkpointEvery: 250, logEvery: 10)
     public var mllm = TrainingSchedule(steps: 2000, batchSize: 64, learningRate: 1e-3, warmupSteps: 100,
                                        weightDecay: 0.01, checkpointEvery: 250, logEvery: 10)
-    public var finetune = TrainingSchedule(steps: 2000, batchSize: 64, learningRate: 5e-4, warmupSteps: 100,
+    public var finetune = TrainingSchedule(steps: 3000, batchSize: 64, learningRate: 5e-4, warmupSteps: 100,
                                            weightDecay: 0.01, checkpointEvery: 250, logEvery: 10)
     /// The encoder's learning rate relative to the rest in stage (c). CLIP pretraining at this
     /// scale leaves the encoder nearly blind to shape, so it learns at the full rate here.
