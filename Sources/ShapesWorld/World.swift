@@ -68,6 +68,12 @@ public struct ShapesWorld: Sendable {
             edits: Editor.edits(for: scene, allowHeldOut: split == .heldOut, rng: &editRNG))
     }
 
+    /// Scene `index` of a split alone (the same scene `sample` returns, without its texts).
+    public func scene(_ split: Split, _ index: Int) -> Scene {
+        var r = rng(split, index)
+        return makeScene(split: split, rng: &r)
+    }
+
     public func image(_ scene: Scene) -> Image { Renderer.render(scene, size: resolution) }
 
     // MARK: Scene sampling

@@ -84,12 +84,12 @@ public struct DCAEDecoderConfig: Codable, Sendable, Equatable {
     /// A small decoder for 64×64 images, trainable on a CPU. It upsamples ×16, so the tiny
     /// encoder's latent (64×64 image, 8-pixel patches, 2×2 token merge → 4×4×32) decodes straight
     /// to 64×64 without the 32/28 resize of the full model. Same structure as `f32c32`:
-    /// ResBlocks at 64×64 (32 ch), 32×32 (64), 16×16 (64 ×2), EfficientViT blocks at 8×8 and
+    /// ResBlocks at 64×64 (16 ch), 32×32 (32), 16×16 (64 ×2), EfficientViT blocks at 8×8 and
     /// 4×4 (128 ch, 4 heads of 32, multiscale kernel 5), interpolate upsampling.
     public static let tiny = DCAEDecoderConfig(
         latentChannels: 32, attentionHeadDim: 32,
         blockTypes: [.resBlock, .resBlock, .resBlock, .efficientViT, .efficientViT],
-        blockOutChannels: [32, 64, 64, 128, 128], layersPerBlock: [1, 1, 2, 1, 1],
+        blockOutChannels: [16, 32, 64, 128, 128], layersPerBlock: [1, 1, 2, 1, 1],
         qkvMultiscales: [[], [], [], [5], [5]], upsampleBlockType: .interpolate)
 
     /// Checks every list length and value the decoder relies on.

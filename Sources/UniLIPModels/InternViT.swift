@@ -243,4 +243,17 @@ public final class InternViT: Module, UnaryLayer {
                      "InternViT: input must be [B, \(config.numChannels), H, W], got \(pixels.shape)")
         return encoder(embeddings(pixels))
     }
+
+    /// Every layer's output [B, 1 + N, D] in order (the last one is `callAsFunction`'s result).
+    public func hiddenStates(_ pixels: Tensor) -> [Tensor] {
+        precondition(pixels.rank == 4 && pixels.shape[1] == config.numChannels,
+                     "InternViT: input must be [B, \(config.numChannels), H, W], got \(pixels.shape)")
+        var h = embeddings(pixels)
+        var states: [Tensor] = []
+        for layer in encoder.layers {
+            h = layer(h)
+            states.append(h)
+        }
+        return states
+    }
 }

@@ -47,6 +47,9 @@ public final class TrainingLoop {
     private let cosine: CosineSchedule
     /// Extra JSON written into each checkpoint's state (the model config, say).
     public var checkpointInfo: [String: Any] = [:]
+    /// Extra state saved in each checkpoint under `aux.` and restored on resume (for example a
+    /// GAN discriminator with its optimiser).
+    public var auxiliaryState: (save: () -> [String: Tensor], load: ([String: Tensor]) throws -> Void)?
 
     /// `groups` partitions the trainable parameters (for example a 0.1× LR group for an encoder).
     public init(model: Module, groups: [ParameterGroup], schedule: TrainingSchedule, run: RunDirectory) throws {
@@ -82,7 +85,14 @@ public final class TrainingLoop {
                 tensor.assign(saved)
             }
         }
-        try optimizer.loadStateDict(state.filter { !$0.key.hasPrefix("live.") && !$0.key.hasPrefix("ema") })
+        try optimizer.loadStateDict(state.filter {
+            !$0.key.hasPrefix("live.") && !$0.key.hasPrefix("ema") && !$0.key.hasPrefix("aux.")
+        })
+        if let auxiliaryState {
+            var aux: [String: Tensor] = [:]
+            for (k, v) in state where k.hasPrefix("aux.") { aux[String(k.dropFirst(4))] = v }
+            try auxiliaryState.load(aux)
+        }
         try ema?.loadStateDict(state.filter { $0.key.hasPrefix("ema") })
         let info = try RunDirectory.state(in: checkpoint)
         guard let s = info["step"] as? Int else { throw TrainingError("\(checkpoint): state.json has no step") }
@@ -145,6 +155,7 @@ public final class TrainingLoop {
             for (k, v) in ema.stateDict() { state[k] = v }
             for (k, v) in model.namedTensors() { state["live." + k] = v }
         }
+        if let auxiliaryState { for (k, v) in auxiliaryState.save() { state["aux." + k] = v } }
         var info = checkpointInfo
         info["total_steps"] = schedule.steps
         try run.save(step: step, model: exportedWeights(), trainingState: state, state: info)

@@ -33,19 +33,24 @@ public final class UnderstandingPipeline {
     public let template: ChatTemplate
     public let directory: String
 
-    public init(directory: String) throws {
-        func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
-        guard FileManager.default.fileExists(atPath: path("config.json")) else {
+    /// The validated config.json of an InternVL model folder.
+    public static func config(in directory: String) throws -> InternVLChatConfig {
+        let file = (directory as NSString).appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: file) else {
             throw UnderstandingError("\(directory): no config.json — not a model folder (train one with `unilip train understanding`)")
         }
-        let config: InternVLChatConfig
         do {
-            config = try JSONDecoder().decode(InternVLChatConfig.self,
-                                              from: Data(contentsOf: URL(fileURLWithPath: path("config.json"))))
+            let config = try JSONDecoder().decode(InternVLChatConfig.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
             try config.validate()
+            return config
         } catch {
-            throw UnderstandingError("\(path("config.json")): \(error)")
+            throw UnderstandingError("\(file): \(error)")
         }
+    }
+
+    public init(directory: String) throws {
+        func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        let config = try Self.config(in: directory)
         tokenizer = try Tokenizer(contentsOf: path("tokenizer.json"))
         guard tokenizer.vocabSize <= config.llmConfig.vocabSize else {
             throw UnderstandingError("\(directory): tokenizer has \(tokenizer.vocabSize) tokens but the model \(config.llmConfig.vocabSize)")

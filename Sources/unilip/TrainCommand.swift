@@ -7,7 +7,7 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Training recipes (resumable: rerun the same command to continue).",
-        subcommands: [TrainUnderstandingCommand.self])
+        subcommands: [TrainUnderstandingCommand.self, TrainAutoencoderCommand.self])
 }
 
 struct TrainUnderstandingCommand: ParsableCommand {

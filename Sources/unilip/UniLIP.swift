@@ -7,7 +7,7 @@ struct UniLIPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unilip",
         abstract: "UniLIP on the CPU: one CLIP-style encoder for understanding, reconstruction, generation and editing.",
-        subcommands: [DemoCommand.self, AskCommand.self, DescribeCommand.self, EvalCommand.self, TrainCommand.self, WorldCommand.self,
+        subcommands: [DemoCommand.self, AskCommand.self, DescribeCommand.self, ReconstructCommand.self, EvalCommand.self, TrainCommand.self, WorldCommand.self,
                       WeightsCommand.self, BenchCommand.self])
 
 }
