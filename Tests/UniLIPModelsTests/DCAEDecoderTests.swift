@@ -108,14 +108,14 @@ final class DCAEDecoderTests: XCTestCase {
         let again = DCAEDecoder(config: .tiny, rng: &rng2)
         XCTAssertEqual(again.tensor(named: "conv_out.weight")?.scalars, decoder.tensor(named: "conv_out.weight")?.scalars)
         let w = decoder.tensor(named: "up_blocks.0.0.conv.weight")?.scalars ?? []
-        let bound = 1 / Float(64 * 9).squareRoot()
+        let bound = 1 / Float(32 * 9).squareRoot()
         XCTAssertTrue(w.allSatisfy { abs($0) <= bound } && w.contains { abs($0) > bound / 2 })
         XCTAssertEqual(decoder.tensor(named: "up_blocks.4.0.conv_out.norm.weight")?.scalars.allSatisfy { $0 == 1 }, true)
         let blank = DCAEDecoder(forLoading: .tiny)
         XCTAssertEqual(blank.tensor(named: "conv_in.weight")?.scalars.allSatisfy { $0 == 0 }, true)
         XCTAssertEqual(blank.tensor(named: "norm_out.weight")?.scalars.allSatisfy { $0 == 1 }, true)
         XCTAssertEqual(blank.parameterCount, decoder.parameterCount)
-        XCTAssertEqual(decoder.parameterCount, 1_179_363)  // diffusers' count for this config
+        XCTAssertEqual(decoder.parameterCount, 1_077_331)  // diffusers' count for this config
 
         let y = withNoGrad { decoder(randn(2, 32, 4, 4, seed: 5)) }
         XCTAssertEqual(y.shape, [2, 3, 64, 64])
