@@ -33,11 +33,12 @@ model-understanding: release
 	.build/release/unilip train understanding --run runs/internvl-tiny --output Models/internvl-tiny
 
 # Reproduces the shipped autoencoder Models/unilip-tiny (stage 1, then stage 2 with λ = 1) and the
-# λ = 0 ablation the results compare against (seeded; each stage resumes if interrupted).
+# λ = 0 ablation and the stage-1-continued control the results compare against (seeded; each stage resumes if interrupted).
 model-autoencoder: release
 	.build/release/unilip train autoencoder --stage 1
 	.build/release/unilip train autoencoder --stage 2 --distill-weight 1 --output Models/unilip-tiny
 	.build/release/unilip train autoencoder --stage 2 --distill-weight 0
+	.build/release/unilip train autoencoder --stage 1 --init-from runs/unilip-tiny/stage1/model --run runs/unilip-tiny/stage1-long
 
 # Regenerates the tables of docs/RESULTS.md (needs the runs of model-autoencoder for its ablation rows).
 results: release

@@ -73,6 +73,8 @@ struct AutoencoderClaimCommand: ParsableCommand {
     @Option(help: "Stage-1 autoencoder folder.") var stage1 = "runs/unilip-tiny/stage1/model"
     @Option(help: "Stage-2 (λ = 1) autoencoder folder (default: the shipped Models/unilip-tiny).") var stage2: String?
     @Option(help: "Stage-2 folder trained with λ = 0.") var noDistill = "runs/unilip-tiny/stage2-lambda0/model"
+    @Option(help: "Control: stage 1 continued as long as stage 2, encoder still frozen (row left out when missing).")
+    var stage1Long = "runs/unilip-tiny/stage1-long/model"
     @Option(help: "Extra rows: LABEL=FOLDER (repeatable).") var row: [String] = []
     @Option(help: "Test images for PSNR/SSIM/FD.") var images = 1000
     @Option(help: "Test scenes for VQA (every question of each).") var scenes = 200
@@ -88,6 +90,9 @@ struct AutoencoderClaimCommand: ParsableCommand {
             ("UniLIP (stage 2, λ=1)", "stage2", try stage2 ?? ModelLocator.locate("unilip-tiny", explicit: nil)),
             ("stage 2 without distillation (λ=0)", "stage2-lambda0", noDistill),
         ]
+        if FileManager.default.fileExists(atPath: (stage1Long as NSString).appendingPathComponent("config.json")) {
+            rows.append(("control: stage 1 continued as long as stage 2 (encoder frozen)", "stage1-long", stage1Long))
+        }
         for r in row {
             let parts = r.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("--row must be LABEL=FOLDER, got \(r)") }

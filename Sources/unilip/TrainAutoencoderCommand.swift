@@ -20,7 +20,7 @@ struct TrainAutoencoderCommand: ParsableCommand {
     @Option(help: "λ of the self-distillation loss (stage 2).") var distillWeight: Float = 1
     @Option(help: "Base InternVL model folder: its encoder and mlp1 (default: the shipped internvl-tiny).")
     var base: String?
-    @Option(help: "Stage 2: the stage-1 model folder to start from (default: runs/unilip-tiny/stage1/model).")
+    @Option(help: "Autoencoder folder to start from. Stage 2 default: runs/unilip-tiny/stage1/model; stage 1 default: the base encoder with new layers.")
     var initFrom: String?
     @Option(name: .customLong("run"), help: "Run folder (default: runs/unilip-tiny/stage1 or stage2-lambdaλ).")
     var runDir: String?
@@ -58,7 +58,9 @@ struct TrainAutoencoderCommand: ParsableCommand {
         let basePath = try ModelLocator.locate("internvl-tiny", explicit: base)
 
         let model: UniLIPAutoencoder
-        if stage == 1 {
+        if stage == 1, let initFrom {
+            model = try AutoencoderFolder.load(initFrom)
+        } else if stage == 1 {
             let chat = try UnderstandingPipeline.config(in: basePath)
             var rng = RandomGenerator(seed: seed)
             model = UniLIPAutoencoder(UniLIPAutoencoderConfig(chat: chat, decoder: .tiny), rng: &rng)
