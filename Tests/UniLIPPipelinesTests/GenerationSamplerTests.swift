@@ -1,4 +1,6 @@
 import Foundation
+import ShapesWorld
+import UniLIPText
 import UniLIPCore
 import UniLIPModels
 import UniLIPPipelines
@@ -168,5 +170,35 @@ final class GenerationSamplerTests: XCTestCase {
         XCTAssertEqual(both.mask.scalars, [1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0])
         XCTAssertEqual(Array(both.encoderHiddenStates.scalars[0..<48]), a.encoderHiddenStates.scalars)
         XCTAssertTrue(both.encoderHiddenStates.scalars[48..<96].allSatisfy { $0 == 0 })
+    }
+}
+
+final class GenerationPromptTests: XCTestCase {
+    func template() throws -> ChatTemplate {
+        let corpus = InternVLTinyRecipe.tokenizerCorpus(world: ShapesWorld(seed: 0), scenes: 30)
+        return try ChatTemplate(tokenizer: try BPETrainer.train(texts: corpus, vocabSize: 300))
+    }
+
+    func testPromptsFollowTheReferenceTemplate() throws {
+        let t = try template()
+        let gen = t.generationPrompt("a red circle", queries: 4)
+        XCTAssertEqual(t.tokenizer.decode(gen),
+                       "<|im_start|>user\nGenerate an image: a red circle<|im_end|>\n<|im_start|>assistant\n<img>"
+                       + String(repeating: "<IMG_CONTEXT>", count: 4))
+        let edit = t.editPrompt("make it blue", referenceTokens: 3, queries: 4)
+        XCTAssertEqual(t.tokenizer.decode(edit),
+                       "<|im_start|>user\nEdit the image: make it blue\n<img>" + String(repeating: "<IMG_CONTEXT>", count: 3)
+                       + "</img><|im_end|>\n<|im_start|>assistant\n<img>" + String(repeating: "<IMG_CONTEXT>", count: 4))
+        XCTAssertTrue(t.tokenizer.decode(t.unconditionalGenerationPrompt(queries: 2)).contains("user\nGenerate an image.<|im_end|>"))
+        XCTAssertTrue(t.tokenizer.decode(t.unconditionalEditPrompt(referenceTokens: 1, queries: 2))
+            .contains("user\nEdit the image.\n<img><IMG_CONTEXT></img><|im_end|>"))
+
+        // The generator's slot reader finds the reference and query slots in a padded batch.
+        let (ids, mask) = t.paddedBatch([edit, gen])
+        let slots = GenerationSlots(ids: ids, batch: 2, mask: mask, contextID: t.imgContext, queries: 4, referenceTokens: 3)
+        XCTAssertEqual(slots.editRows, [0])
+        XCTAssertEqual(slots.references[0].count, 3)
+        XCTAssertEqual(slots.queries[1].last, ids.count / 2 - 1)
+        XCTAssertEqual(mask.scalars.filter { $0 == 0 }.count, edit.count - gen.count)
     }
 }
