@@ -105,6 +105,15 @@ public struct GenerationConditioning {
     public var batch: Int { encoderHiddenStates.shape[0] }
     public var length: Int { encoderHiddenStates.shape[1] }
 
+    /// A subset of the rows (for example the cond and uncond halves of one batched LLM pass).
+    public func rows(_ range: Range<Int>) -> GenerationConditioning {
+        precondition(range.lowerBound >= 0 && range.upperBound <= batch && !range.isEmpty,
+                     "GenerationConditioning: rows \(range) outside 0..<\(batch)")
+        return GenerationConditioning(
+            encoderHiddenStates: encoderHiddenStates.sliced(axis: 0, start: range.lowerBound, end: range.upperBound),
+            mask: mask.sliced(axis: 0, start: range.lowerBound, end: range.upperBound))
+    }
+
     /// Rows of several conditionings stacked in order; shorter ones are padded at the end with
     /// zero states and mask 0 (the DiT ignores them). Batches cond and uncond for guidance.
     public static func concatenated(_ parts: [GenerationConditioning]) -> GenerationConditioning {

@@ -201,4 +201,28 @@ final class GenerationPromptTests: XCTestCase {
         XCTAssertEqual(slots.queries[1].last, ids.count / 2 - 1)
         XCTAssertEqual(mask.scalars.filter { $0 == 0 }.count, edit.count - gen.count)
     }
+
+    /// Prompts → one batched LLM pass for [uncond; cond] → guided sampling → tiny DC-AE decode.
+    func testTinyTextToImageEndToEnd() throws {
+        let t = try template()
+        var rng = RandomGenerator(seed: 0)
+        let config = UniLIPGeneratorConfig.tiny(vocabSize: t.tokenizer.vocabSize)
+        let llm = Qwen2Model(config.llmConfig, rng: &rng)
+        llm.freeze()
+        let generator = UniLIPGenerator(config, rng: &rng)
+        generator.initConnector(from: llm)
+        let (ids, mask) = t.paddedBatch([t.unconditionalGenerationPrompt(queries: config.numQueries),
+                                         t.generationPrompt("a red circle", queries: config.numQueries)])
+        let both = withNoGrad { generator.conditioning(llm: llm, ids: ids, batch: 2, mask: mask, contextID: t.imgContext) }
+        XCTAssertEqual(both.encoderHiddenStates.shape, [2, ids.count / 2, config.ditConfig.captionChannels])
+        let sampler = GenerationSampler(generator: generator)
+        let z = try sampler.sample(conditional: both.rows(1..<2), unconditional: both.rows(0..<1),
+                                   options: ImageGenerationOptions(steps: 2))
+        XCTAssertEqual(z.shape, [1, 32, 4, 4])
+        XCTAssertTrue(z.scalars.allSatisfy(\.isFinite))
+        let decoder = DCAEDecoder(config: .tiny, rng: &rng)
+        let images = sampler.decode(z, decoder: decoder, size: (56, 56))
+        XCTAssertEqual(images.shape, [1, 3, 56, 56])
+        XCTAssertTrue(images.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+    }
 }
