@@ -258,10 +258,10 @@ public final class UniLIPGenerator: Module {
                              mode: UniLIPGeneratorConfig.ConditionMode? = nil) -> GenerationConditioning {
         checkLLM(llm)
         let d = config.llmConfig.hiddenSize, n = config.numQueries
-        let length = ids.count / batch
-        let t = referenceTokens?.shape[1] ?? 0
+        let t = referenceTokens.map { $0.rank == 3 ? $0.shape[1] : 0 } ?? 0
         let slots = GenerationSlots(ids: ids, batch: batch, mask: mask, contextID: contextID, queries: n,
                                     referenceTokens: t)
+        let length = ids.count / batch
         let editRows = slots.editRows
         if let referenceTokens {
             precondition(referenceTokens.rank == 3 && referenceTokens.shape[2] == d,
