@@ -83,6 +83,24 @@ final class UniLIPGeneratorTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxError(row(other.encoderHiddenStates, 1), row(cond.encoderHiddenStates, 1), mask: rowMask(1)), 1e-6)
     }
 
+    /// Gradients of sum(velocity · gy) reach the trainable parts as in PyTorch, through the frozen LLM.
+    func testTrainableGradientsMatchReference() throws {
+        let (generator, llm, f) = try loaded()
+        let cond = generator.conditioning(llm: llm, ids: ints(f["io.ids"]), batch: 2, mask: f["io.mask"],
+                                          contextID: Self.contextID, referenceTokens: f["io.reference"])
+        let v = generator.velocity(f["io.latents"], timesteps: f["io.t"].scalars, conditioning: cond)
+        v.backward(f["io.gy"])
+        let names = f.tensors.keys.filter { $0.hasPrefix("io.grad.") }.sorted()
+        XCTAssertEqual(names.count, 10)
+        for key in names {
+            let name = String(key.dropFirst("io.grad.".count))
+            guard let p = generator.parameter(named: name) else { XCTFail("no parameter \(name)"); continue }
+            guard let g = p.grad else { XCTFail("\(name): no gradient"); continue }
+            assertClose(g, f[key], atol: 1e-4, rtol: 1e-4, "grad \(name)")
+        }
+        XCTAssertTrue(llm.parameters().allSatisfy { $0.grad == nil }, "the frozen LLM took gradients")
+    }
+
     func testQueriesOnlyAblationMatchesReference() throws {
         let (generator, llm, f) = try loaded()
         let cond = withNoGrad {
