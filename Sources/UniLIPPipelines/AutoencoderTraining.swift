@@ -31,12 +31,12 @@ public struct AutoencoderTrainingOptions: Codable, Sendable, Equatable {
         self.schedule = schedule
     }
 
-    /// The tiny recipe's stages: 64 px ShapesWorld, batch 32.
+    /// The tiny recipe's stages: 64 px ShapesWorld, batch 32; 1,500 steps for stage 1, 1,000 for stage 2.
     public static func tiny(stage: Int) -> AutoencoderTrainingOptions {
         let schedule = stage == 1
             ? TrainingSchedule(steps: 1500, batchSize: 32, learningRate: 1e-3, minLRRatio: 0.1, warmupSteps: 100,
                                weightDecay: 1e-4, gradClip: 1, emaDecay: 0.999, checkpointEvery: 250, logEvery: 10)
-            : TrainingSchedule(steps: 1500, batchSize: 32, learningRate: 5e-4, minLRRatio: 0.1, warmupSteps: 100,
+            : TrainingSchedule(steps: 1000, batchSize: 32, learningRate: 5e-4, minLRRatio: 0.1, warmupSteps: 100,
                                weightDecay: 1e-4, gradClip: 1, emaDecay: 0.999, checkpointEvery: 250, logEvery: 10)
         return AutoencoderTrainingOptions(stage: stage, schedule: schedule)
     }

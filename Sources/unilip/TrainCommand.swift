@@ -7,7 +7,7 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Training recipes (resumable: rerun the same command to continue).",
-        subcommands: [TrainUnderstandingCommand.self, TrainAutoencoderCommand.self])
+        subcommands: [TrainUnderstandingCommand.self, TrainAutoencoderCommand.self, TrainGenerationCommand.self])
 }
 
 struct TrainUnderstandingCommand: ParsableCommand {

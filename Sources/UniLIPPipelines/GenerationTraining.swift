@@ -1,0 +1,161 @@
+import Foundation
+import ShapesWorld
+import UniLIPCore
+import UniLIPIO
+import UniLIPModels
+import UniLIPNN
+
+/// Settings of generation/editing training (`unilip.md` §2.4, stages 2–3: the DiT trains with
+/// the connector, queries and projector; LLM, encoder and decoder stay frozen).
+public struct GenerationTrainingOptions: Codable, Sendable, Equatable {
+    public var schedule: TrainingSchedule
+    /// Fraction of batches that are editing (the rest are text-to-image); each batch is one task.
+    public var editFraction: Double = 0.5
+    /// Probability that a row's text is replaced by the unconditional prompt (10% in the reference).
+    public var conditionDropout: Double = 0.1
+    /// Train the DiT too (false: the reference's stage-1 connector alignment).
+    public var trainDiT = true
+    /// Training images used to measure the latent scale (1 / std of the latents).
+    public var scaleImages = 512
+    public var seed: UInt64 = 0
+
+    public init(schedule: TrainingSchedule) { self.schedule = schedule }
+
+    /// The tiny recipe: batch 32, 3,000 steps. EMA 0.999 is our addition (the reference trains
+    /// with the HF Trainer and no EMA); at this scale it steadies the samples.
+    public static let tiny = GenerationTrainingOptions(schedule: TrainingSchedule(
+        steps: 3000, batchSize: 32, learningRate: 5e-4, minLRRatio: 0.1, warmupSteps: 100, weightDecay: 0,
+        gradClip: 1, emaDecay: 0.999, checkpointEvery: 250, logEvery: 10))
+
+    public func validate() throws {
+        guard (0...1).contains(editFraction), (0...1).contains(conditionDropout), scaleImages >= 2 else {
+            throw TrainingError("edit fraction and condition dropout must lie in [0, 1]; scale images ≥ 2")
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case schedule, editFraction = "edit_fraction", conditionDropout = "condition_dropout", trainDiT = "train_dit"
+        case scaleImages = "scale_images", seed
+    }
+}
+
+/// One task-homogeneous batch: prompt rows, reference images for editing, target images.
+public struct GenerationBatch {
+    public enum Task: String, Sendable { case generation, editing }
+    public let task: Task
+    public let ids: [Int]
+    public let mask: Tensor
+    /// Normalised reference pixels [B, 3, S, S] (editing only).
+    public let referencePixels: Tensor?
+    /// Normalised target pixels [B, 3, S, S].
+    public let targetPixels: Tensor
+}
+
+public enum GenerationTraining {
+    /// 1 / standard deviation of the autoencoder's latents over `count` training images (the
+    /// reference's `unilip_factor`, computed from data).
+    public static func latentScale(_ autoencoder: UniLIPAutoencoder, world: ShapesWorld, count: Int) -> Float {
+        withNoGrad {
+            var sum = 0.0, sumSq = 0.0, n = 0
+            for start in stride(from: 0, to: count, by: 64) {
+                let images = (start..<Swift.min(count, start + 64)).map { world.image(world.scene(.train, $0)) }
+                let z = autoencoder.encode(UnderstandingData.pixels(images))
+                for i in 0..<z.count {
+                    let v = Double(z.pointer[i])
+                    sum += v
+                    sumSq += v * v
+                }
+                n += z.count
+            }
+            let mean = sum / Double(n)
+            let std = (sumSq / Double(n) - mean * mean).squareRoot()
+            return Float(1 / Swift.max(std, 1e-6))
+        }
+    }
+
+    /// Batch `step`: a pure function of the step and seed. Scene k = step·B + i of the train split.
+    public static func batch(step: Int, options: GenerationTrainingOptions, world: ShapesWorld,
+                             template: ChatTemplate, queries: Int, referenceTokens: Int) -> GenerationBatch {
+        var rng = RandomGenerator(seed: options.seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15) ^ 0x67656E)
+        let size = options.schedule.batchSize
+        let task: GenerationBatch.Task = Double(rng.uniform()) < options.editFraction ? .editing : .generation
+        var rows: [[Int]] = [], references: [Image] = [], targets: [Image] = []
+        var k = step * size
+        while rows.count < size {
+            let sample = world.sample(.train, k)
+            k += 1
+            let drop = Double(rng.uniform()) < options.conditionDropout
+            switch task {
+            case .generation:
+                let caption = sample.captions[Int(rng.next() % UInt64(sample.captions.count))]
+                rows.append(drop ? template.unconditionalGenerationPrompt(queries: queries)
+                                 : template.generationPrompt(caption, queries: queries))
+                targets.append(world.image(sample.scene))
+            case .editing:
+                guard !sample.edits.isEmpty else { continue }
+                let edit = sample.edits[Int(rng.next() % UInt64(sample.edits.count))]
+                rows.append(drop ? template.unconditionalEditPrompt(referenceTokens: referenceTokens, queries: queries)
+                                 : template.editPrompt(edit.instruction, referenceTokens: referenceTokens, queries: queries))
+                references.append(world.image(edit.before))
+                targets.append(world.image(edit.after))
+            }
+        }
+        let (ids, mask) = template.paddedBatch(rows)
+        return GenerationBatch(task: task, ids: ids, mask: mask,
+                               referencePixels: references.isEmpty ? nil : UnderstandingData.pixels(references),
+                               targetPixels: UnderstandingData.pixels(targets))
+    }
+
+    /// Trains `model.generator` in `run` (resuming from its newest checkpoint). A fresh run
+    /// copies the LLM's last layers into the connector first. Returns the weights to export.
+    @discardableResult
+    public static func train(_ model: GenerationModel, options: GenerationTrainingOptions, world: ShapesWorld,
+                             run: RunDirectory, info: [String: Any] = [:],
+                             progress: (TrainingProgress) -> Bool = { _ in true }) throws -> [String: Tensor] {
+        try options.validate()
+        let generator = model.generator
+        let schedule = options.schedule
+        model.mllm.freeze()
+        model.autoencoder.freeze()
+        generator.unfreeze()
+        if !options.trainDiT { generator.freeze(prefix: "dit") }
+        generator.train()
+        if run.latest == nil { generator.initConnector(from: model.mllm.language.model) }
+        let groups = ParameterGroup.decaySplit(generator.namedParameters(), lr: schedule.learningRate,
+                                               weightDecay: schedule.weightDecay)
+        let loop = try TrainingLoop(model: generator, groups: groups, schedule: schedule, run: run)
+        var state = info
+        state["unilip_factor"] = Double(generator.config.latentScale)
+        loop.checkpointInfo = state
+        try loop.resume()
+        let queries = generator.config.numQueries, references = model.referenceTokenCount
+        let contextID = model.template.imgContext
+        let scale = generator.config.latentScale
+        try loop.train(lossAt: { step in
+            let b = batch(step: step, options: options, world: world, template: model.template, queries: queries,
+                          referenceTokens: references)
+            let x0 = withNoGrad { model.autoencoder.encode(b.targetPixels) * scale }
+            let conditioning = generator.conditioning(model: model.mllm, ids: b.ids, batch: schedule.batchSize,
+                                                      mask: b.mask, contextID: contextID, referencePixels: b.referencePixels)
+            var rng = RandomGenerator(seed: options.seed ^ (UInt64(step) &* 0xD1B5_4A32_D192_ED03) ^ 0x666D)
+            let loss = generator.flowMatchingLoss(x0, conditioning: conditioning, rng: &rng)
+            return (loss, [b.task == .editing ? "loss_edit" : "loss_t2i": Double(loss.item)])
+        }, progress: progress)
+        return loop.exportedWeights()
+    }
+
+    /// `target` relative to the folder `base` (both resolved against the working directory), for
+    /// components.json.
+    public static func relativePath(from base: String, to target: String) -> String {
+        func parts(_ p: String) -> [String] {
+            let absolute = p.hasPrefix("/") ? p : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(p)
+            return (absolute as NSString).standardizingPath.split(separator: "/").map(String.init)
+        }
+        let a = parts(base), b = parts(target)
+        var common = 0
+        while common < Swift.min(a.count, b.count) && a[common] == b[common] { common += 1 }
+        let up = [String](repeating: "..", count: a.count - common)
+        let rest = (up + b[common...]).joined(separator: "/")
+        return rest.isEmpty ? "." : rest
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import ShapesWorld
+import UniLIPCore
+import UniLIPModels
+import UniLIPPipelines
+
+extension UniLIPGeneratorConfig.ConditionMode: ExpressibleByArgument {}
+
+struct TrainGenerationCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generation",
+        abstract: "Trains the generation/editing head (queries, connector, projector, DiT) on frozen MLLM, encoder and decoder.",
+        discussion: """
+        Flow matching on UniLIP latents (scaled by 1/std measured on training images), batches that are all
+        text-to-image or all editing, 10% of prompts replaced by the unconditional one. Rerun to resume.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "dual (UniLIP) or queries_only (the ablation without the multimodal hidden states).")
+    var mode: UniLIPGeneratorConfig.ConditionMode = .dual
+    @Option(help: "Base InternVL model folder (default: the shipped internvl-tiny).") var mllm: String?
+    @Option(help: "UniLIP autoencoder folder (default: the shipped unilip-tiny).") var autoencoder: String?
+    @Option(name: .customLong("run"), help: "Run folder (default: runs/unilip-gen-tiny-MODE).") var runDir: String?
+    @Option(name: .shortAndLong, help: "Model folder to write (default: RUN/model).") var output: String?
+    @Option(help: "Training steps.") var steps: Int?
+    @Option(help: "Batch size.") var batchSize: Int?
+    @Option(help: "Peak learning rate.") var learningRate: Float?
+    @Option(help: "Connector layers copied from the LLM's last ones.") var connectLayers = 2
+    @Option(help: "Seed of the initialisation, data and noise.") var seed: UInt64 = 0
+
+    func validate() throws {
+        if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
+        if let batchSize, batchSize <= 0 { throw ValidationError("--batch-size must be positive") }
+    }
+
+    func run() throws {
+        let logger = global.apply()
+        var options = GenerationTrainingOptions.tiny
+        options.seed = seed
+        if let steps { options.schedule.steps = steps }
+        if let batchSize { options.schedule.batchSize = batchSize }
+        if let learningRate { options.schedule.learningRate = learningRate }
+        let mllmPath = try ModelLocator.locate("internvl-tiny", explicit: mllm)
+        let autoencoderPath = try ModelLocator.locate("unilip-tiny", explicit: autoencoder)
+        let runPath = runDir ?? "runs/unilip-gen-tiny-\(mode.rawValue)"
+        let outPath = output ?? (runPath as NSString).appendingPathComponent("model")
+
+        let components = GenerationComponents(mllm: mllmPath, autoencoder: autoencoderPath)
+        let (chat, ae, tokenizer) = try GenerationModel.loadComponents(components, relativeTo: ".")
+        let world = ShapesWorld(seed: 0, resolution: ae.config.imageSize)
+        let grid = ae.latentGrid(height: ae.config.imageSize, width: ae.config.imageSize)
+        var dit = SanaConfig.tiny
+        dit.inChannels = ae.config.latentChannels
+        dit.outChannels = ae.config.latentChannels
+        dit.sampleSize = grid.0
+        let scale = GenerationTraining.latentScale(ae, world: world, count: options.scaleImages)
+        let config = UniLIPGeneratorConfig(numQueries: grid.0 * grid.1, connectLayers: connectLayers,
+                                           llmConfig: chat.config.llmConfig, ditConfig: dit, conditionMode: mode,
+                                           latentScale: scale)
+        try config.validate()
+        var rng = RandomGenerator(seed: seed)
+        let model = try GenerationModel(generator: UniLIPGenerator(config, rng: &rng), mllm: chat, autoencoder: ae,
+                                        tokenizer: tokenizer)
+        let run = try RunDirectory(runPath)
+        logger.info("\(mode.rawValue): \(options.schedule.steps) steps of \(options.schedule.batchSize), latent scale \(scale), run \(runPath)")
+        let line = ProgressLine(label: "generation", total: options.schedule.steps)
+        let start = Date()
+        let weights = try GenerationTraining.train(model, options: options, world: world, run: run,
+                                                   info: ["mllm": mllmPath, "autoencoder": autoencoderPath]) { p in
+            line.update(step: p.step, values: ["loss": p.values["loss"] ?? .nan])
+            return true
+        }
+        let relative = GenerationComponents(mllm: GenerationTraining.relativePath(from: outPath, to: mllmPath),
+                                            autoencoder: GenerationTraining.relativePath(from: outPath, to: autoencoderPath))
+        try GenerationModel.save(model.generator, weights: weights, components: relative, to: outPath)
+        logger.info("wrote \(outPath) in \(ProgressLine.clock(Date().timeIntervalSince(start)))")
+    }
+}
