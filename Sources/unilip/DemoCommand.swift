@@ -24,6 +24,8 @@ struct DemoCommand: ParsableCommand {
         var html = "<!doctype html><meta charset=utf-8><title>UniLIP demo</title>"
         html += "<style>body{font:14px sans-serif;margin:2em}td{vertical-align:top;padding:6px}img{width:192px;image-rendering:pixelated}.ok{color:#080}.bad{color:#b00}</style>"
         html += "<h1>UniLIP demo: understanding</h1><p>Model: \(escape(pipeline.directory)). Test scenes of the procedural world; answers by the shipped model, truth from the scene graph.</p><table>"
+        // The shipped autoencoder, when present, shows each scene's reconstruction.
+        let reconstruction = try (try? ModelLocator.locate("unilip-tiny", explicit: nil)).map { try ReconstructionPipeline(directory: $0) }
         var correct = 0, total = 0
         for i in 0..<scenes {
             let sample = world.sample(.test, i)
@@ -34,7 +36,15 @@ struct DemoCommand: ParsableCommand {
             let questions = Array(sample.questions.prefix(4))
             let answers = try pipeline.answer(images: questions.map { _ in image }, questions: questions.map(\.question))
             print("scene \(i): \(description)")
-            html += "<tr><td><img src=\"\(name)\"></td><td><b>Describe:</b> \(escape(description))<br><i>truth: \(escape(sample.captions[UnderstandingData.describeCaption]))</i><ul>"
+            var reconCell = ""
+            if let reconstruction {
+                let r = try reconstruction.reconstruct(image)
+                let reconName = "scene-\(i)-reconstruction.png"
+                try r.image.write(to: (output as NSString).appendingPathComponent(reconName))
+                reconCell = "<td><img src=\"\(reconName)\"><br>UniLIP reconstruction: \(String(format: "%.1f", r.psnr)) dB</td>"
+                print("  reconstruction: PSNR \(String(format: "%.2f", r.psnr)) dB")
+            }
+            html += "<tr><td><img src=\"\(name)\"></td>\(reconCell)<td><b>Describe:</b> \(escape(description))<br><i>truth: \(escape(sample.captions[UnderstandingData.describeCaption]))</i><ul>"
             for (qa, a) in zip(questions, answers) {
                 let ok = a == qa.answer
                 correct += ok ? 1 : 0
