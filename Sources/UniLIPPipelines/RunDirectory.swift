@@ -13,6 +13,7 @@ public struct TrainingError: Error, CustomStringConvertible {
 ///     RUN/checkpoint-000500/{model.safetensors, training_state.safetensors, state.json}
 ///     RUN/latest            → "checkpoint-000500"
 ///     RUN/metrics.jsonl     one JSON object per logged step
+///     RUN/curves.svg        the logged metrics plotted, redrawn at each checkpoint
 ///
 /// A checkpoint folder is assembled under a temporary name and renamed into place, so a crash
 /// or a full disk never leaves a half-written checkpoint behind `latest`.
@@ -58,14 +59,30 @@ public struct RunDirectory {
             throw TrainingError("\(path): saving \(name) failed, previous checkpoints are intact (\(error))")
         }
         prune()
+        // The plot is a convenience: failing to draw it never fails a checkpoint.
+        try? writeCurves()
+    }
+
+    /// Redraws `curves.svg` from `metrics.jsonl` (atomically; nothing when there is no log yet).
+    public func writeCurves() throws {
+        let log = file("metrics.jsonl")
+        guard FileManager.default.fileExists(atPath: log) else { return }
+        let svg = MetricsPlot.svg(series: try MetricsLog.read(log), title: (path as NSString).lastPathComponent)
+        try AtomicFile.write(Data(svg.utf8), to: file("curves.svg"))
     }
 
     /// The newest complete checkpoint folder, if any.
-    public var latest: String? {
-        guard let data = FileManager.default.contents(atPath: file("latest")),
+    public var latest: String? { Self.latestCheckpoint(in: path) }
+
+    /// The newest complete checkpoint folder of the run folder at `path`, read without creating
+    /// or writing anything there.
+    public static func latestCheckpoint(in path: String) -> String? {
+        let pointer = (path as NSString).appendingPathComponent("latest")
+        guard let data = FileManager.default.contents(atPath: pointer),
               let name = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
-              !name.isEmpty, FileManager.default.fileExists(atPath: file(name)) else { return nil }
-        return file(name)
+              !name.isEmpty else { return nil }
+        let checkpoint = (path as NSString).appendingPathComponent(name)
+        return FileManager.default.fileExists(atPath: checkpoint) ? checkpoint : nil
     }
 
     /// Reads a checkpoint's JSON state.

@@ -8,6 +8,7 @@ struct UniLIPCommand: ParsableCommand {
         commandName: "unilip",
         abstract: "UniLIP on the CPU: one CLIP-style encoder for understanding, reconstruction, generation and editing.",
         subcommands: [DemoCommand.self, AskCommand.self, DescribeCommand.self, ReconstructCommand.self, EvalCommand.self, TrainCommand.self, WorldCommand.self,
+                      ReportCommand.self,
                       WeightsCommand.self, BenchCommand.self])
 
 }
