@@ -46,8 +46,9 @@ public enum MetricsLog {
 /// Training curves as a standalone SVG: one small panel per metric, raw values as a thin light
 /// line with a moving average over them, log y axis for metrics spanning more than two decades.
 public enum MetricsPlot {
-    static let panelWidth = 340.0, panelHeight = 200.0, columns = 3
-    static let left = 56.0, right = 12.0, top = 24.0, bottom = 28.0
+    /// Panel layout, in SVG units: panels of panelWidth × panelHeight, plot area inset by the margins.
+    public static let panelWidth = 340.0, panelHeight = 200.0, columns = 3
+    public static let left = 56.0, right = 12.0, top = 24.0, bottom = 28.0
 
     /// Metric order: loss first, then the rest alphabetically, with grad_norm and lr last.
     public static func order(_ names: [String]) -> [String] {
@@ -112,7 +113,7 @@ public enum MetricsPlot {
         }
         s += "<path d=\"M\(fmt(left)),\(fmt(top))V\(fmt(top + h))H\(fmt(left + w))\" fill=\"none\" stroke=\"#444\"/>\n"
         // Raw values: a thin light line, with dots when there are few.
-        let raw = zip(steps, ys).map { "\(fmt(px($0))),\(fmt(py($1)))" }
+        let raw = envelope(ys, buckets: maxLinePoints / 2 - 1).map { "\(fmt(px(steps[$0]))),\(fmt(py(ys[$0])))" }
         if raw.count > 1 {
             s += "<polyline class=\"raw\" points=\"\(raw.joined(separator: " "))\" fill=\"none\" stroke=\"#9ecae1\" stroke-width=\"1\"/>\n"
         }
@@ -124,10 +125,37 @@ public enum MetricsPlot {
         }
         if ys.count >= 5 {
             let avg = movingAverage(ys, window: Swift.max(3, Swift.min(51, ys.count / 15 | 1)))
-            let line = zip(steps, avg).map { "\(fmt(px($0))),\(fmt(py($1)))" }
+            let stride = Swift.max(1, (avg.count + maxLinePoints - 1) / maxLinePoints)
+            let kept = Array(Swift.stride(from: 0, to: avg.count, by: stride)) + ((avg.count - 1) % stride == 0 ? [] : [avg.count - 1])
+            let line = kept.map { "\(fmt(px(steps[$0]))),\(fmt(py(avg[$0])))" }
             s += "<polyline class=\"average\" points=\"\(line.joined(separator: " "))\" fill=\"none\" stroke=\"#08519c\" stroke-width=\"1.5\"/>\n"
         }
         return s + "</g>\n"
+    }
+
+    /// Points per line at most: a panel is under 300 px wide, so more only grows the file.
+    public static let maxLinePoints = 800
+
+    /// Indices of the points to draw: all of them when they fit, otherwise the lowest and
+    /// highest point of each of `buckets` consecutive runs, in order, so spikes stay visible, and
+    /// the first and last points, so the line spans the whole run.
+    static func envelope(_ v: [Double], buckets: Int) -> [Int] {
+        guard v.count > 2 * buckets, buckets > 0 else { return Array(v.indices) }
+        var out: [Int] = []
+        out.reserveCapacity(2 * buckets)
+        for b in 0..<buckets {
+            let a = b * v.count / buckets, e = (b + 1) * v.count / buckets
+            guard a < e else { continue }
+            var lo = a, hi = a
+            for i in a..<e {
+                if v[i] < v[lo] { lo = i }
+                if v[i] > v[hi] { hi = i }
+            }
+            if lo == hi { out.append(lo) } else { out += [Swift.min(lo, hi), Swift.max(lo, hi)] }
+        }
+        if out.first != 0 { out.insert(0, at: 0) }
+        if out.last != v.count - 1 { out.append(v.count - 1) }
+        return out
     }
 
     /// Centred moving average through prefix sums; the window narrows symmetrically at the ends

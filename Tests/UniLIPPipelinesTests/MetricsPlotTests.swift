@@ -50,6 +50,30 @@ final class MetricsPlotTests: XCTestCase {
         assertWellFormed(empty)
     }
 
+    /// A long run is drawn with a bounded number of points that keeps a one-step spike.
+    func testLongSeriesAreThinnedButKeepSpikes() throws {
+        let points = (1...20_000).map { (step: Double($0), value: $0 == 12_345 ? 50.0 : 1 + 0.1 * sin(Double($0))) }
+        let svg = MetricsPlot.svg(series: ["loss": points], title: "long")
+        assertWellFormed(svg)
+        func polyline(_ cls: String) -> [String] {
+            guard let start = svg.range(of: "class=\"\(cls)\" points=\""),
+                  let end = svg.range(of: "\"", range: start.upperBound..<svg.endIndex) else { return [] }
+            return svg[start.upperBound..<end.lowerBound].split(separator: " ").map(String.init)
+        }
+        let raw = polyline("raw"), average = polyline("average")
+        XCTAssertGreaterThan(raw.count, 100)
+        XCTAssertLessThanOrEqual(raw.count, MetricsPlot.maxLinePoints)
+        XCTAssertLessThanOrEqual(average.count, MetricsPlot.maxLinePoints + 1)
+        // The spike is the highest point: the top of the plot area.
+        let topY = raw.compactMap { $0.split(separator: ",").last.flatMap { Double($0) } }.min()
+        XCTAssertEqual(topY ?? -1, MetricsPlot.top, accuracy: 0.05)
+        // Both lines end at the last step: the right edge.
+        let rightEdge = String(format: "%.1f", MetricsPlot.panelWidth - MetricsPlot.right)
+        XCTAssertEqual(raw.last?.split(separator: ",").first.map(String.init), rightEdge)
+        XCTAssertEqual(average.last?.split(separator: ",").first.map(String.init), rightEdge)
+        XCTAssertLessThan(svg.utf8.count, 100_000)
+    }
+
     func testLogScaleOnlyForPositiveMetricsSpanningMoreThanTwoDecades() {
         XCTAssertTrue(MetricsPlot.usesLogScale([5, 0.01]))
         XCTAssertFalse(MetricsPlot.usesLogScale([5, 0.06]))
