@@ -187,7 +187,7 @@ enum HTMLText {
     }
 }
 
-/// Markdown with pipe tables to HTML: tables (with column alignment), headings and paragraphs;
+/// Markdown with pipe tables to HTML: tables (with column alignment), headings, bullet lists and paragraphs;
 /// inline `code` and **bold**. Enough for result tables, not a full Markdown renderer.
 public enum MarkdownTable {
     public static func html(_ markdown: String) -> String {
@@ -198,6 +198,11 @@ public enum MarkdownTable {
             if !paragraph.isEmpty { out += "<p>" + paragraph.map(inline).joined(separator: " ") + "</p>\n" }
             paragraph = []
         }
+        var items: [String] = []
+        func flushList() {
+            if !items.isEmpty { out += "<ul>" + items.map { "<li>\(inline($0))</li>" }.joined() + "</ul>\n" }
+            items = []
+        }
         func flushTable() {
             if !block.isEmpty { out += table(block) }
             block = []
@@ -206,22 +211,32 @@ public enum MarkdownTable {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.hasPrefix("|") {
                 flushParagraph()
+                flushList()
                 block.append(line)
                 continue
             }
             flushTable()
-            if line.isEmpty || line.hasPrefix("<!--") {
+            if line.hasPrefix("- ") || line.hasPrefix("* ") {
                 flushParagraph()
+                items.append(String(line.dropFirst(2)))
+            } else if line.isEmpty || line.hasPrefix("<!--") {
+                flushParagraph()
+                flushList()
             } else if line.hasPrefix("#") {
                 flushParagraph()
+                flushList()
                 let level = min(6, max(3, line.prefix { $0 == "#" }.count + 2))
                 out += "<h\(level)>\(inline(String(line.drop { $0 == "#" }).trimmingCharacters(in: .whitespaces)))</h\(level)>\n"
+            } else if !items.isEmpty && raw.first == " " {
+                items[items.count - 1] += " " + line  // a list item's continuation line
             } else {
+                flushList()
                 paragraph.append(line)
             }
         }
         flushTable()
         flushParagraph()
+        flushList()
         return out
     }
 

@@ -189,11 +189,11 @@ final class MetricsPlotTests: XCTestCase {
     }
 
     func testMarkdownTables() {
-        let html = MarkdownTable.html("intro `x` text\n\n| a | b \\| c | d |\n|:--|:-:|---|\n| 1 | <2> | |\n## After\n")
+        let html = MarkdownTable.html("intro `x` text\n\n| a | b \\| c | d |\n|:--|:-:|---|\n| 1 | <2> | |\n## After\n- one\n  more\n- two\nend\n")
         XCTAssertTrue(html.contains("<p>intro <code>x</code> text</p>"), html)
         XCTAssertTrue(html.contains("<th style=\"text-align:left\">a</th><th style=\"text-align:center\">b | c</th><th>d</th>"), html)
         XCTAssertTrue(html.contains("<td style=\"text-align:center\">&lt;2&gt;</td><td></td>"), html)
-        XCTAssertTrue(html.contains("<h4>After</h4>"), html)
+        XCTAssertTrue(html.contains("<h4>After</h4>\n<ul><li>one more</li><li>two</li></ul>\n<p>end</p>"), html)
         assertWellFormed("<div>" + html + "</div>")
     }
 }
