@@ -269,7 +269,7 @@ public enum GenerationEvaluation {
         return md
     }
 
-    static func percent(_ v: Double) -> String { v.isNaN ? "–" : String(format: "%.1f%%", v * 100) }
+    public static func percent(_ v: Double) -> String { v.isNaN ? "–" : String(format: "%.1f%%", v * 100) }
 
     /// Rows of images tiled into one PNG-ready image, ×`zoom` nearest, with `gap` white pixels.
     public static func grid(_ rows: [[Image]], zoom: Int = 2, gap: Int = 2) -> Image {

@@ -8,7 +8,8 @@ struct UniLIPCommand: ParsableCommand {
         commandName: "unilip",
         abstract: "UniLIP on the CPU: one CLIP-style encoder for understanding, reconstruction, generation and editing.",
         subcommands: [DemoCommand.self, AskCommand.self, DescribeCommand.self, ReconstructCommand.self, EvalCommand.self, TrainCommand.self, WorldCommand.self,
-                      WeightsCommand.self, BenchCommand.self])
+                      WeightsCommand.self, BenchCommand.self,
+                      GenerateCommand.self, EditCommand.self])
 
 }
 
