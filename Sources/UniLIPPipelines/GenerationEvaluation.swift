@@ -26,6 +26,9 @@ public enum GenerationRequirement: Equatable, Sendable {
     case count(ShapeKind, Int)
     /// The object of this colour has this shape and its centre lies in this cell of the 3×3 grid.
     case placed(ObjectColor, ShapeKind, row: String, column: String)
+    /// Exactly n objects in all. ShapesWorld prompts name every object, and the parser finds
+    /// colour blobs even in noise, so extra objects fail (stricter than GenEval).
+    case objectCount(Int)
 
     public func holds(in parsed: [ParsedObject]) -> Bool {
         switch self {
@@ -34,6 +37,7 @@ public enum GenerationRequirement: Equatable, Sendable {
         case .count(let s, let n): return parsed.filter { $0.shape == s }.count == n
         case .placed(let c, let s, let row, let column):
             return parsed.contains { $0.color == c && $0.shape == s && $0.row == row && $0.column == column }
+        case .objectCount(let n): return parsed.count == n
         }
     }
 }
@@ -161,7 +165,7 @@ public enum GenerationEvaluation {
         let scene = Scene(background: background, objects: placed)
         var textRNG = RandomGenerator(seed: rng.next())
         let prompt = Captioner.captions(for: scene, rng: &textRNG)[phrasing]
-        let requirements: [GenerationRequirement]
+        var requirements: [GenerationRequirement]
         switch category {
         case .singleObject: requirements = [.shapePresent(placed[0].shape)]
         case .twoObjects: requirements = placed.map { .shapePresent($0.shape) }
@@ -172,6 +176,7 @@ public enum GenerationEvaluation {
             requirements = [.placed(o.color, o.shape, row: o.row, column: o.column)]
         case .colorAttribution: requirements = placed.map { .colored($0.color, $0.shape) }
         }
+        requirements.append(.objectCount(placed.count))
         return GenerationSpec(category: category, index: index, prompt: prompt, scene: scene, requirements: requirements,
                               heldOut: placed.contains { ShapesWorld.isHeldOut($0.color, $0.shape) })
     }

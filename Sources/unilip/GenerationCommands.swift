@@ -13,6 +13,8 @@ extension ImageGenerationOptions.Sampler: ExpressibleByArgument {
         default: return nil
         }
     }
+
+    public static var allValueStrings: [String] { ["dpm", "euler"] }
 }
 
 /// Sampling settings shared by generation and editing commands.
@@ -128,6 +130,11 @@ struct GenerationRowsOption: ParsableArguments {
     }
 }
 
+func createParent(of path: String) throws {
+    let folder = (path as NSString).deletingLastPathComponent
+    if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+}
+
 /// `path` as a Markdown file at `markdown` links it: relative when it lies below the file's folder.
 func relativeTo(_ markdown: String?, _ path: String) -> String {
     guard let markdown else { return path }
@@ -195,7 +202,8 @@ struct EvalGenerationCommand: ParsableCommand {
         md += "\(GenerationEvaluation.samplesPerPrompt) samples each (prompt p: seeds from `--seed \(seed)` + p), \(steps) DPM-Solver++ steps, guidance \(guidance). "
         md += "An image counts when the scene parser's objects meet the prompt's requirements: single object — an object of the shape; "
         md += "two objects — both shapes; counting — exactly n objects of the shape; colours — the object has the colour and shape; "
-        md += "position — it lies in the named cell of the 3×3 grid; colour attribution — both colour-shape bindings. "
+        md += "position — it lies in the named cell of the 3×3 grid; colour attribution — both colour-shape bindings; "
+        md += "and in every category no object beyond those the prompt names (the prompts list every object; stricter than GenEval, which ignores extras). "
         md += "Overall: mean of the six categories (GenEval). Every 4th prompt names a held-out colour-shape pair; those are scored only in the last column. "
         md += "The ceiling row scores autoencoder reconstructions of the intended scenes (one per prompt): what a generator can reach through this decoder.\n\n"
         md += table
@@ -207,6 +215,7 @@ struct EvalGenerationCommand: ParsableCommand {
                 tiles.append([world.image(specs[p].scene)] + samples.flatMap { $0[p] })
                 text += "- [\(specs[p].category.rawValue)] \(specs[p].prompt)\n"
             }
+            try createParent(of: grid)
             try GenerationEvaluation.grid(tiles).write(to: grid)
             try AtomicFile.write(Data(text.utf8), to: (grid as NSString).deletingPathExtension + ".txt")
             md += "\n![generation samples](\(relativeTo(markdown, grid))\n\n" + text
@@ -268,6 +277,7 @@ struct EvalEditingCommand: ParsableCommand {
             var picks: [Int] = []
             for t in EditType.allCases { picks += cases.indices.filter { cases[$0].edit.type == t }.prefix(2) }
             let tiles = picks.map { p in [cases[p].before, cases[p].after] + outputs.map { $0[p] } }
+            try createParent(of: grid)
             try GenerationEvaluation.grid(tiles).write(to: grid)
             var text = "Rows of \(grid): input, target, then each model's output:\n"
             for p in picks { text += "- [\(cases[p].edit.type.rawValue)] \(cases[p].edit.instruction)\n" }

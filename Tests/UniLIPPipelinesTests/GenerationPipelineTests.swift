@@ -170,6 +170,30 @@ final class GenerationBenchmarkTests: XCTestCase {
             })
             XCTAssertLessThanOrEqual(shifted, 0.05, "\(c): scenes with other shapes pass \(shifted)")
         }
+        // An object the prompt does not name fails every category.
+        for c in GenerationCategory.allCases {
+            let extra = GenerationEvaluation.specs(c, count: 20, world: world).map { s -> Bool? in
+                var scene = s.scene
+                guard let color = ObjectColor.allCases.first(where: { !scene.usedColors.contains($0) }) else { return nil }
+                // A small square in a free cell, overlapping nothing.
+                let thirds: [Double] = [1.0 / 6, 0.5, 5.0 / 6]
+                var cell: (Double, Double)? = nil
+                for y in thirds {
+                    for x in thirds where cell == nil {
+                        let free = scene.objects.allSatisfy { o in
+                            let dx: Double = o.x - x, dy: Double = o.y - y
+                            return (dx * dx + dy * dy).squareRoot() > o.size.radius + 0.1
+                        }
+                        if free { cell = (x, y) }
+                    }
+                }
+                guard let cell else { return nil }
+                scene.objects.append(SceneObject(shape: .square, color: color, size: .small, x: cell.0, y: cell.1))
+                return s.check(world.image(scene))
+            }.compactMap { $0 }
+            XCTAssertGreaterThan(extra.count, 10, "\(c)")
+            XCTAssertEqual(extra.filter { $0 }.count, 0, "\(c)")
+        }
         // Position: the object in another cell fails.
         let moved = GenerationEvaluation.specs(.position, count: 40, world: world).map { s -> Bool in
             var scene = s.scene
