@@ -218,7 +218,7 @@ struct EvalGenerationCommand: ParsableCommand {
             try createParent(of: grid)
             try GenerationEvaluation.grid(tiles).write(to: grid)
             try AtomicFile.write(Data(text.utf8), to: (grid as NSString).deletingPathExtension + ".txt")
-            md += "\n![generation samples](\(relativeTo(markdown, grid))\n\n" + text
+            md += "\n![generation samples](\(relativeTo(markdown, grid)))\n\n" + text
         }
         if let markdown { try MarkdownSections.write(md, section: "generation", to: markdown) }
     }
@@ -270,7 +270,7 @@ struct EvalEditingCommand: ParsableCommand {
         md += "(scene i: seed \(seed) + i), \(steps) DPM-Solver++ steps, guidance \(guidance). "
         md += "Success: the scene parser's objects on the output equal the target scene's as a set of (colour, shape, row, column) — none missing, none extra; "
         md += "background edits must also change the background (mean absolute difference to the input ≥ \(Int(EditingEvaluation.backgroundChangeThreshold)) levels where the rendered before and after differ). "
-        md += "Cells: success / PSNR between output and input over the pixels the edit leaves unchanged (rendered before = after; not reported for background edits, which change almost every pixel). "
+        md += "Cells: success / PSNR between output and input over the pixels the edit leaves unchanged (rendered before = after; for background edits that is the objects' pixels; not reported when under 5% of the image). "
         md += "The ceiling row scores autoencoder reconstructions of the target images.\n\n"
         md += table
         if let grid {
@@ -282,7 +282,7 @@ struct EvalEditingCommand: ParsableCommand {
             var text = "Rows of \(grid): input, target, then each model's output:\n"
             for p in picks { text += "- [\(cases[p].edit.type.rawValue)] \(cases[p].edit.instruction)\n" }
             try AtomicFile.write(Data(text.utf8), to: (grid as NSString).deletingPathExtension + ".txt")
-            md += "\n![editing samples](\(relativeTo(markdown, grid))\n\n" + text
+            md += "\n![editing samples](\(relativeTo(markdown, grid)))\n\n" + text
         }
         if let markdown { try MarkdownSections.write(md, section: "editing", to: markdown) }
     }

@@ -8,10 +8,17 @@ DPM-Solver++ (SANA's scheduler config) with classifier-free guidance: each step 
 once on the batched [uncond; cond] latents [2B, 32, 4, 4] against caption tokens
 [2B, 48, 128] (the uncond rows left-padded: 28 real tokens), then guides and steps.
 B = 1 (one image) and B = 4 (the 4 samples per prompt of `unilip eval generation`).
+
+OMP_WAIT_POLICY defaults to PASSIVE here: on a shared machine whose cores other jobs hold,
+OpenMP's spinning workers wait at every op's barrier and multi-threaded times collapse (seconds
+instead of milliseconds for this small model). Set OMP_WAIT_POLICY=ACTIVE to see the default.
 """
 import argparse
 import json
+import os
 import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP runtime
 
 import torch
 from diffusers import DPMSolverMultistepScheduler, SanaTransformer2DModel
@@ -79,7 +86,7 @@ def main():
             print(f"{threads} thread(s) {name}: {ms:.2f} ms")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"torch": torch.__version__, "results": results}, f, indent=2)
+            json.dump({"torch": torch.__version__, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

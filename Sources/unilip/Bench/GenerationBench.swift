@@ -38,6 +38,11 @@ struct BenchGeneration: ParsableCommand {
         }
     }
 
+    static func loadAverage() -> String {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
+    }
+
     static func name(_ b: Int) -> String {
         "sample \(steps) steps DPM-Solver++ CFG, batch \(2 * b) (\(b) image\(b > 1 ? "s" : ""))"
     }
@@ -56,12 +61,14 @@ struct BenchGeneration: ParsableCommand {
         }
         guard let markdown else { return }
         var theirs: [String: Double] = [:]
+        var waitPolicy: String? = nil
         if let reference {
             guard let data = FileManager.default.contents(atPath: reference),
                   let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
                   let results = object["results"] as? [[String: Any]] else {
                 throw ValidationError("\(reference): not a JSON file written by bench_generation.py")
             }
+            waitPolicy = object["omp_wait_policy"] as? String
             for r in results {
                 if let n = r["name"] as? String, let t = r["threads"] as? Int, let v = r["value"] as? Double { theirs["\(t) \(n)"] = v }
             }
@@ -72,7 +79,10 @@ struct BenchGeneration: ParsableCommand {
         md += "Work: SanaConfig.tiny's DiT (4 layers, width 128, random weights) sampling 4×4×32 latents with \(Self.steps) DPM-Solver++ steps and "
         md += "classifier-free guidance (one DiT call per step on the batched [uncond; cond] rows, \(Self.tokens) caption tokens). "
         md += "Both sides at the same thread count (column `threads`; `torch.set_num_threads` for PyTorch). "
-        md += "The machine is shared with other jobs, so numbers move by tens of percent between runs.\n\n"
+        md += "The machine is shared with other jobs, so numbers move by tens of percent between runs. "
+        md += "PyTorch ran with OMP_WAIT_POLICY=\(waitPolicy ?? "default"): with spinning OpenMP workers (ACTIVE) and other jobs on the cores, its 2-thread "
+        md += "times collapse to seconds here, since every op waits at a barrier for a core. "
+        md += "Load average at the time: \(Self.loadAverage()).\n\n"
         md += "| workload | threads | ours | PyTorch CPU (diffusers) | ratio (>1 = we are faster) |\n|---|---|---|---|---|\n"
         for (n, threads, ms) in ours {
             let t = theirs["\(threads) \(n)"]
