@@ -59,37 +59,38 @@ public struct GenerationSpec: Sendable {
 }
 
 /// Per-category success rates (GenEval's score: the fraction of images whose parse meets
-/// every requirement), with held-out prompts counted apart.
+/// every requirement), with prompts that name a held-out combination counted apart.
 public struct GenerationScore: Sendable {
     public private(set) var correct: [GenerationCategory: Int] = [:]
     public private(set) var total: [GenerationCategory: Int] = [:]
-    public private(set) var heldOutCorrect = 0
-    public private(set) var heldOutTotal = 0
+    public private(set) var heldOutCorrect: [GenerationCategory: Int] = [:]
+    public private(set) var heldOutTotal: [GenerationCategory: Int] = [:]
 
     public init() {}
 
     public mutating func add(_ spec: GenerationSpec, _ ok: Bool) {
         if spec.heldOut {
-            heldOutTotal += 1
-            heldOutCorrect += ok ? 1 : 0
+            heldOutTotal[spec.category, default: 0] += 1
+            heldOutCorrect[spec.category, default: 0] += ok ? 1 : 0
         } else {
             total[spec.category, default: 0] += 1
             correct[spec.category, default: 0] += ok ? 1 : 0
         }
     }
 
-    public func score(_ c: GenerationCategory) -> Double {
-        guard let t = total[c], t > 0 else { return .nan }
-        return Double(correct[c] ?? 0) / Double(t)
+    public func score(_ c: GenerationCategory, heldOut: Bool = false) -> Double {
+        guard let t = (heldOut ? heldOutTotal : total)[c], t > 0 else { return .nan }
+        return Double((heldOut ? heldOutCorrect : correct)[c] ?? 0) / Double(t)
     }
 
-    /// Mean of the category scores (GenEval's overall), held-out prompts excluded.
-    public var overall: Double {
-        let scores = GenerationCategory.allCases.map(score).filter { !$0.isNaN }
+    /// Mean of the category scores (GenEval's overall) over in-distribution or held-out prompts.
+    public func overall(heldOut: Bool) -> Double {
+        let scores = GenerationCategory.allCases.map { score($0, heldOut: heldOut) }.filter { !$0.isNaN }
         return scores.isEmpty ? .nan : scores.reduce(0, +) / Double(scores.count)
     }
 
-    public var heldOut: Double { heldOutTotal == 0 ? .nan : Double(heldOutCorrect) / Double(heldOutTotal) }
+    public var overall: Double { overall(heldOut: false) }
+    public var heldOut: Double { overall(heldOut: true) }
 }
 
 public enum GenerationEvaluation {
@@ -263,31 +264,38 @@ public enum GenerationEvaluation {
         return out
     }
 
-    /// Markdown table: one row per model, GenEval's categories, the overall mean and held-out prompts.
+    /// Markdown table: per model a row over in-distribution prompts and one over prompts naming
+    /// a held-out combination; GenEval's categories and their mean.
     public static func table(_ rows: [(label: String, score: GenerationScore)]) -> String {
-        var md = "| model | " + GenerationCategory.allCases.map(\.rawValue).joined(separator: " | ")
-            + " | overall | held-out combinations |\n|---|" + String(repeating: "---|", count: GenerationCategory.allCases.count + 2) + "\n"
+        var md = "| model | prompts | " + GenerationCategory.allCases.map(\.rawValue).joined(separator: " | ")
+            + " | overall |\n|---|---|" + String(repeating: "---|", count: GenerationCategory.allCases.count + 1) + "\n"
         for (label, s) in rows {
-            md += "| \(label) | " + GenerationCategory.allCases.map { percent(s.score($0)) }.joined(separator: " | ")
-                + " | \(percent(s.overall)) | \(percent(s.heldOut)) |\n"
+            for heldOut in [false, true] {
+                md += "| \(label) | \(heldOut ? "held-out combinations" : "in distribution") | "
+                    + GenerationCategory.allCases.map { percent(s.score($0, heldOut: heldOut)) }.joined(separator: " | ")
+                    + " | \(percent(s.overall(heldOut: heldOut))) |\n"
+            }
         }
         return md
     }
 
     public static func percent(_ v: Double) -> String { v.isNaN ? "–" : String(format: "%.1f%%", v * 100) }
 
-    /// Rows of images tiled into one PNG-ready image, ×`zoom` nearest, with `gap` white pixels.
-    public static func grid(_ rows: [[Image]], zoom: Int = 2, gap: Int = 2) -> Image {
+    /// Rows of images tiled into one PNG-ready image, ×`zoom` nearest, with `gap` white pixels
+    /// between tiles and 4·`gap` before the columns in `breaks` (to set groups apart).
+    public static func grid(_ rows: [[Image]], zoom: Int = 2, gap: Int = 2, breaks: Set<Int> = []) -> Image {
         precondition(!rows.isEmpty && !rows[0].isEmpty, "grid: nothing to tile")
         let tw = rows[0][0].width * zoom, th = rows[0][0].height * zoom
         let columns = rows.map(\.count).max() ?? 0
-        var out = Image(width: columns * (tw + gap) - gap, height: rows.count * (th + gap) - gap, channels: 3, fill: 255)
+        var left = [Int](repeating: 0, count: columns)
+        for c in 1..<Swift.max(1, columns) { left[c] = left[c - 1] + tw + (breaks.contains(c) ? 4 * gap : gap) }
+        var out = Image(width: left[columns - 1] + tw, height: rows.count * (th + gap) - gap, channels: 3, fill: 255)
         for (r, row) in rows.enumerated() {
             for (c, image) in row.enumerated() {
                 let rgb = image.rgb()
                 for y in 0..<Swift.min(th, rgb.height * zoom) {
                     for x in 0..<Swift.min(tw, rgb.width * zoom) {
-                        let dst = ((r * (th + gap) + y) * out.width + c * (tw + gap) + x) * 3
+                        let dst = ((r * (th + gap) + y) * out.width + left[c] + x) * 3
                         for ch in 0..<3 { out.pixels[dst + ch] = rgb[x: x / zoom, y: y / zoom, c: ch] }
                     }
                 }
