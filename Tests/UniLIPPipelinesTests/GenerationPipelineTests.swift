@@ -116,10 +116,12 @@ final class GenerationPipelineTests: XCTestCase {
         let p = try pipeline()
         let small = ShapesWorld(seed: 0, resolution: 16)
         let specs = Array(GenerationEvaluation.specs(.colors, count: 2, world: small))
-        let (score, images) = try GenerationEvaluation.evaluate(p, specs: specs, samples: 2, options: ImageGenerationOptions(steps: 1))
-        XCTAssertEqual(images.map(\.count), [2, 2])
-        XCTAssertEqual(score.total[.colors], 4)
-        XCTAssertEqual(GenerationEvaluation.grid(images).width, 2 * 32 + 2)
+        let result = try GenerationEvaluation.evaluate(p, specs: specs, samples: 2, options: ImageGenerationOptions(steps: 1))
+        XCTAssertEqual(result.images.map(\.count), [2, 2])
+        XCTAssertEqual(result.score.total[.colors], 4)
+        XCTAssertEqual(result.ignoringShape.total[.colors], 4)
+        XCTAssertEqual(GenerationEvaluation.grid(result.images).width, 2 * 32 + 2)
+        XCTAssertEqual(GenerationEvaluation.grid(result.images, breaks: [1]).width, 2 * 32 + 8)
         let cases = EditingEvaluation.cases(world: small, scenes: 1)
         let (edits, outputs) = try EditingEvaluation.evaluate(p, cases: cases, options: ImageGenerationOptions(steps: 1))
         XCTAssertEqual(outputs.count, cases.count)
@@ -169,6 +171,14 @@ final class GenerationBenchmarkTests: XCTestCase {
                 return s.check(world.image(scene))
             })
             XCTAssertLessThanOrEqual(shifted, 0.05, "\(c): scenes with other shapes pass \(shifted)")
+            // With shapes ignored, the intended scene and the reshaped one both pass.
+            XCTAssertGreaterThanOrEqual(rate(specs.map { $0.check(world.image($0.scene), ignoringShape: true) }), 0.95, "\(c)")
+            let shiftedLoose = rate(specs.map { s in
+                var scene = s.scene
+                for i in scene.objects.indices { scene.objects[i].shape = scene.objects[i].shape == .square ? .circle : .square }
+                return s.check(world.image(scene), ignoringShape: true)
+            })
+            XCTAssertGreaterThanOrEqual(shiftedLoose, 0.95, "\(c): shapes must not matter when ignored")
         }
         // An object the prompt does not name fails every category.
         for c in GenerationCategory.allCases {
@@ -202,6 +212,13 @@ final class GenerationBenchmarkTests: XCTestCase {
             return s.check(world.image(scene))
         }
         XCTAssertEqual(moved.filter { $0 }.count, 0)
+        let movedLoose = GenerationEvaluation.specs(.position, count: 40, world: world).map { s -> Bool in
+            var scene = s.scene
+            scene.objects[0].x = scene.objects[0].x < 0.5 ? 0.8 : 0.2
+            scene.objects[0].size = .small
+            return s.check(world.image(scene), ignoringShape: true)
+        }
+        XCTAssertEqual(movedLoose.filter { $0 }.count, 0, "position still counts when shapes are ignored")
         // Colour attribution: swapping the colours breaks both bindings.
         let swapped = GenerationEvaluation.specs(.colorAttribution, count: 40, world: world).map { s -> Bool in
             var scene = s.scene
@@ -247,6 +264,10 @@ final class GenerationBenchmarkTests: XCTestCase {
             XCTAssertGreaterThan(after.total[t] ?? 0, 5, "\(t)")
             XCTAssertGreaterThanOrEqual(after.success(t), 0.9, "\(t): rendered targets pass only \(after.success(t))")
             XCTAssertLessThanOrEqual(before.success(t), 0.1, "\(t): unedited inputs pass \(before.success(t))")
+            XCTAssertGreaterThanOrEqual(after.success(t, ignoringShape: true), 0.9, "\(t)")
+            if t != .replace {
+                XCTAssertLessThanOrEqual(before.success(t, ignoringShape: true), 0.1, "\(t): unedited inputs pass with shapes ignored")
+            }
         }
         XCTAssertTrue(after.psnr(.background).isNaN || (after.psnrCount[.background] ?? 0) < (after.total[.background] ?? 0))
         XCTAssertFalse(after.psnr(.recolor).isNaN)
