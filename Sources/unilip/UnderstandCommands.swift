@@ -47,7 +47,7 @@ struct DescribeCommand: ParsableCommand {
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluations on ShapesWorld.",
-                                                    subcommands: [EvalUnderstandingCommand.self, EvalReconstructionCommand.self, AutoencoderClaimCommand.self])
+                                                    subcommands: [EvalUnderstandingCommand.self, EvalReconstructionCommand.self, AutoencoderClaimCommand.self, EvalGenerationCommand.self, EvalEditingCommand.self])
 }
 
 struct EvalUnderstandingCommand: ParsableCommand {

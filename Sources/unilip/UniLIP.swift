@@ -9,7 +9,8 @@ struct UniLIPCommand: ParsableCommand {
         abstract: "UniLIP on the CPU: one CLIP-style encoder for understanding, reconstruction, generation and editing.",
         subcommands: [DemoCommand.self, AskCommand.self, DescribeCommand.self, ReconstructCommand.self, EvalCommand.self, TrainCommand.self, WorldCommand.self,
                       ReportCommand.self,
-                      WeightsCommand.self, BenchCommand.self])
+                      WeightsCommand.self, BenchCommand.self,
+                      GenerateCommand.self, EditCommand.self])
 
 }
 
