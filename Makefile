@@ -3,7 +3,7 @@
 SWIFT ?= swift
 THREADS ?=
 
-.PHONY: deps build release run test bench fixtures model-understanding model-autoencoder results clean
+.PHONY: deps build release run test bench fixtures model-understanding model-autoencoder model-generation results clean
 
 deps:
 	@scripts/install-deps.sh
@@ -40,10 +40,18 @@ model-autoencoder: release
 	.build/release/unilip train autoencoder --stage 2 --distill-weight 0
 	.build/release/unilip train autoencoder --stage 1 --init-from runs/unilip-tiny/stage1/model --run runs/unilip-tiny/stage1-long
 
+# Reproduces the shipped generation/editing head Models/unilip-gen-tiny (dual condition) and the
+# queries-only ablation (seeded; resumable). Needs Models/internvl-tiny and Models/unilip-tiny.
+model-generation: release
+	.build/release/unilip train generation --mode dual --output Models/unilip-gen-tiny
+	.build/release/unilip train generation --mode queries_only
+
 # Regenerates the tables of docs/RESULTS.md (needs the runs of model-autoencoder for its ablation rows).
 results: release
 	.build/release/unilip eval understanding --markdown docs/RESULTS.md
 	.build/release/unilip eval autoencoder --markdown docs/RESULTS.md
+	.build/release/unilip eval generation --row "UniLIP (dual condition)=Models/unilip-gen-tiny" --row "queries only=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/generation.png
+	.build/release/unilip eval editing --row "UniLIP (dual condition)=Models/unilip-gen-tiny" --row "queries only=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/editing.png
 
 clean:
 	rm -rf .build

@@ -6,6 +6,7 @@ times, and writes docs/PERFORMANCE.md with medians and ratios.
 import argparse
 import json
 import os
+import re
 import platform
 import statistics
 import subprocess
@@ -110,8 +111,15 @@ def main():
               "- Knobs: `OPENBLAS_CORETYPE` and `OPENBLAS_THREAD_TIMEOUT` (set by us when unset), "
               "`UNILIP_POOL_BYTES` (buffer reuse), `UNILIP_ATTENTION_BACKEND=blas|simd`."]
     out = os.path.join(ROOT, "docs", "PERFORMANCE.md")
+    # Sections other commands write (<!-- BEGIN name --> … <!-- END name -->) survive a rerun.
+    kept = []
+    if os.path.exists(out):
+        text = open(out).read()
+        kept = re.findall(r"<!-- BEGIN [^>]+ -->.*?<!-- END [^>]+ -->", text, flags=re.S)
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
+        for block in kept:
+            f.write("\n" + block + "\n")
     print(open(out).read())
 
 
