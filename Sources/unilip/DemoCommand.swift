@@ -23,9 +23,11 @@ struct DemoCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         var html = "<!doctype html><meta charset=utf-8><title>UniLIP demo</title>"
         html += "<style>body{font:14px sans-serif;margin:2em}td{vertical-align:top;padding:6px}img{width:192px;image-rendering:pixelated}.ok{color:#080}.bad{color:#b00}</style>"
-        html += "<h1>UniLIP demo: understanding</h1><p>Model: \(escape(pipeline.directory)). Test scenes of the procedural world; answers by the shipped model, truth from the scene graph.</p><table>"
+        html += "<h1>UniLIP demo</h1><p>Model: \(escape(pipeline.directory)). Test scenes of the procedural world: each scene, its reconstruction through the UniLIP autoencoder, an image generated from its caption, an edit of it, and the model's description and answers with the truth from the scene graph.</p><table>"
         // The shipped autoencoder, when present, shows each scene's reconstruction.
         let reconstruction = try (try? ModelLocator.locate("unilip-tiny", explicit: nil)).map { try ReconstructionPipeline(directory: $0) }
+        // The shipped generation head, when present, draws each scene from its caption and edits it.
+        let generation = try (try? ModelLocator.locate("unilip-gen-tiny", explicit: nil)).map { try GenerationPipeline(directory: $0) }
         var correct = 0, total = 0
         for i in 0..<scenes {
             let sample = world.sample(.test, i)
@@ -44,7 +46,24 @@ struct DemoCommand: ParsableCommand {
                 reconCell = "<td><img src=\"\(reconName)\"><br>UniLIP reconstruction: \(String(format: "%.1f", r.psnr)) dB</td>"
                 print("  reconstruction: PSNR \(String(format: "%.2f", r.psnr)) dB")
             }
-            html += "<tr><td><img src=\"\(name)\"></td>\(reconCell)<td><b>Describe:</b> \(escape(description))<br><i>truth: \(escape(sample.captions[UnderstandingData.describeCaption]))</i><ul>"
+            var generationCell = ""
+            if let generation {
+                let caption = sample.captions[0]
+                let options = ImageGenerationOptions(seed: UInt64(i))
+                let drawn = try generation.generate([caption], options: options)[0]
+                let drawnName = "scene-\(i)-generated.png"
+                try drawn.write(to: (output as NSString).appendingPathComponent(drawnName))
+                generationCell = "<td><img src=\"\(drawnName)\"><br>generated from: <i>\(escape(caption))</i></td>"
+                print("  generated from \"\(caption)\" (seed \(i))")
+                if let edit = sample.edits.first {
+                    let edited = try generation.edit([image], instructions: [edit.instruction], options: options)[0]
+                    let editName = "scene-\(i)-edited.png"
+                    try edited.write(to: (output as NSString).appendingPathComponent(editName))
+                    generationCell += "<td><img src=\"\(editName)\"><br>edited: <i>\(escape(edit.instruction))</i></td>"
+                    print("  edited: \(edit.instruction)")
+                }
+            }
+            html += "<tr><td><img src=\"\(name)\"></td>\(reconCell)\(generationCell)<td><b>Describe:</b> \(escape(description))<br><i>truth: \(escape(sample.captions[UnderstandingData.describeCaption]))</i><ul>"
             for (qa, a) in zip(questions, answers) {
                 let ok = a == qa.answer
                 correct += ok ? 1 : 0
