@@ -100,7 +100,7 @@ public final class GenerationModel {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let tensors = weights ?? Dictionary(uniqueKeysWithValues: generator.namedTensors().map { ($0.0, $0.1) })
         try SafetensorsWriter.write(tensors, to: path("model.safetensors"), dtype: .f16)
         try AtomicFile.write(try encoder.encode(generator.config), to: path("config.json"))
