@@ -127,8 +127,9 @@ public struct LoadReport: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A checkpoint: one safetensors file, or the shards listed by a Hugging Face
-/// `model.safetensors.index.json` (`{"metadata": {...}, "weight_map": {tensor: shard file}}`).
+/// A checkpoint: one safetensors file, the shards listed by a Hugging Face
+/// `model.safetensors.index.json` (`{"metadata": {...}, "weight_map": {tensor: shard file}}`),
+/// or a PyTorch `torch.save` file (.pth/.pt/.bin/.ckpt, read by `TorchCheckpoint`).
 public final class Checkpoint: @unchecked Sendable {
     /// The path given: a .safetensors file, an index .json, or a folder holding either.
     public let path: String
@@ -138,12 +139,17 @@ public final class Checkpoint: @unchecked Sendable {
     public let locations: [String: Int]
     /// True when opened through an index file.
     public let isSharded: Bool
+    /// The PyTorch checkpoint, when `path` is one; `files` is then empty.
+    public let torch: TorchCheckpoint?
+
+    public static let torchExtensions: Set<String> = ["pth", "pt", "bin", "ckpt"]
 
     public static let indexFileName = "model.safetensors.index.json"
     public static let singleFileName = "model.safetensors"
 
     /// Opens and validates every file of the checkpoint (headers only; data stays mapped).
-    public init(path: String) throws {
+    /// `key` picks the state dict inside a PyTorch checkpoint (see `TorchCheckpoint`).
+    public init(path: String, key: String? = nil) throws {
         var resolved = path
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
@@ -159,6 +165,18 @@ public final class Checkpoint: @unchecked Sendable {
             }
         }
         self.path = resolved
+        if Self.torchExtensions.contains((resolved as NSString).pathExtension.lowercased()) {
+            let pth = try TorchCheckpoint(path: resolved, key: key)
+            torch = pth
+            files = []
+            locations = Dictionary(uniqueKeysWithValues: pth.names.map { ($0, 0) })
+            isSharded = false
+            return
+        }
+        torch = nil
+        if let key {
+            throw CheckpointError.invalidIndex(path: resolved, reason: "key '\(key)' applies only to PyTorch checkpoints")
+        }
         if resolved.hasSuffix(".json") {
             (files, locations) = try Self.openIndex(resolved)
             isSharded = true
@@ -230,18 +248,35 @@ public final class Checkpoint: @unchecked Sendable {
     /// Every tensor name, sorted.
     public var names: [String] { locations.keys.sorted() }
 
-    /// The file holding `name` and its header entry.
+    /// The file holding `name` and its header entry (safetensors checkpoints only).
     public func entry(_ name: String) throws -> (file: SafetensorsFile, entry: SafetensorsEntry) {
-        guard let i = locations[name] else {
+        guard let i = locations[name], i < files.count else {
             throw SafetensorsError(path: path, tensor: name, "no such tensor in the checkpoint")
         }
         let file = files[i]
         return (file, try file.entry(name))
     }
 
+    /// The stored dtype name and shape of `name`, and its size in bytes, in either format.
+    public func describe(_ name: String) throws -> (dtypeName: String, shape: [Int], bytes: Int) {
+        if let torch {
+            let info = try torch.info(name)
+            return (info.dtypeName, info.shape, info.byteCount)
+        }
+        let e = try entry(name).entry
+        return (e.dtypeName, e.shape, e.byteCount)
+    }
+
+    /// Converts `name` to Float32 into `destination`, which must hold its element count.
+    public func read(_ name: String, into destination: UnsafeMutablePointer<Float>) throws {
+        if let torch { return try torch.read(name, into: destination) }
+        try entry(name).file.read(name, into: destination)
+    }
+
     /// The tensor converted to Float32.
     public func tensor(_ name: String) throws -> Tensor {
-        try entry(name).file.tensor(name)
+        if let torch { return try torch.tensor(named: name) }
+        return try entry(name).file.tensor(name)
     }
 
     /// Matches the checkpoint against `parameters` without copying anything.
@@ -263,10 +298,10 @@ public final class Checkpoint: @unchecked Sendable {
                 report.missing.append(name)
                 continue
             }
-            let (_, entry) = try entry(key)
+            let entry = try describe(key)
             if entry.shape != parameter.shape {
                 report.wrongShape.append(.init(name: name, expected: parameter.shape, found: entry.shape))
-            } else if entry.dtype == nil {
+            } else if DType(rawValue: entry.dtypeName) == nil {
                 report.wrongDType.append(.init(name: name, dtype: entry.dtypeName))
             } else {
                 report.loaded.append(name)
@@ -291,17 +326,17 @@ public final class Checkpoint: @unchecked Sendable {
             let key = report.renamed[name] ?? name
             // Same effect as `parameter.assign(tensor(key))` (storage overwritten in place, the
             // tensor object kept), decoded straight from the mapped file without a temporary.
-            let (file, entry) = try entry(key)
-            precondition(entry.count == parameter.count, "checked by match()")
-            try file.read(key, into: parameter.pointer)
+            let count = try describe(key).shape.reduce(1, *)
+            precondition(count == parameter.count, "checked by match()")
+            try read(key, into: parameter.pointer)
         }
         return report
     }
 
     /// Opens `path` and loads it into `parameters`.
     @discardableResult
-    public static func load(_ path: String, into parameters: [(String, Tensor)],
+    public static func load(_ path: String, key: String? = nil, into parameters: [(String, Tensor)],
                             options: LoadOptions = .strict) throws -> LoadReport {
-        try Checkpoint(path: path).load(into: parameters, options: options)
+        try Checkpoint(path: path, key: key).load(into: parameters, options: options)
     }
 }

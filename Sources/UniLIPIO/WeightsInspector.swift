@@ -17,19 +17,21 @@ public enum WeightsInspector {
     /// The rows for `checkpoint`, sorted by name, keeping names that start with `prefix`.
     public static func rows(_ checkpoint: Checkpoint, prefix: String? = nil) -> [Row] {
         var out: [Row] = []
-        let fileNames = checkpoint.files.map { ($0.path as NSString).lastPathComponent }
+        let fileNames = checkpoint.torch != nil ? [(checkpoint.path as NSString).lastPathComponent]
+            : checkpoint.files.map { ($0.path as NSString).lastPathComponent }
         for name in checkpoint.names {
             if let prefix, !prefix.isEmpty, !name.hasPrefix(prefix) { continue }
-            guard let i = checkpoint.locations[name], let e = checkpoint.files[i].entries[name] else { continue }
-            out.append(Row(name: name, dtype: e.dtypeName, shape: e.shape, parameters: e.count,
-                           bytes: e.byteCount, file: fileNames[i]))
+            guard let i = checkpoint.locations[name], i < fileNames.count,
+                  let e = try? checkpoint.describe(name) else { continue }
+            out.append(Row(name: name, dtype: e.dtypeName, shape: e.shape, parameters: e.shape.reduce(1, *),
+                           bytes: e.bytes, file: fileNames[i]))
         }
         return out
     }
 
-    /// Opens `path` (a .safetensors file, an index .json or a folder) and describes it.
-    public static func inspect(path: String, prefix: String? = nil) throws -> String {
-        report(try Checkpoint(path: path), prefix: prefix)
+    /// Opens `path` (a .safetensors file, an index .json, a folder, or a PyTorch .pth) and describes it.
+    public static func inspect(path: String, prefix: String? = nil, key: String? = nil) throws -> String {
+        report(try Checkpoint(path: path, key: key), prefix: prefix)
     }
 
     public static func report(_ checkpoint: Checkpoint, prefix: String? = nil) -> String {
@@ -37,6 +39,7 @@ public enum WeightsInspector {
         var lines: [String] = []
         let source = checkpoint.isSharded ? "\(checkpoint.path) (\(checkpoint.files.count) shards)" : checkpoint.path
         lines.append(source)
+        if let key = checkpoint.torch?.key { lines.append("state dict under key '\(key)'") }
         if let prefix, !prefix.isEmpty {
             lines.append("tensors whose name starts with '\(prefix)': \(rows.count) of \(checkpoint.locations.count)")
         }
