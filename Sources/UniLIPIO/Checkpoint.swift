@@ -131,7 +131,7 @@ public struct LoadReport: Equatable, Sendable, CustomStringConvertible {
 /// `model.safetensors.index.json` (`{"metadata": {...}, "weight_map": {tensor: shard file}}`),
 /// or a PyTorch `torch.save` file (.pth/.pt/.bin/.ckpt, read by `TorchCheckpoint`).
 public final class Checkpoint: @unchecked Sendable {
-    /// The path given: a .safetensors file, an index .json, or a folder holding either.
+    /// The path given: a .safetensors file, an index .json, a folder holding either, or a .pth.
     public let path: String
     /// The opened files; one unless sharded.
     public let files: [SafetensorsFile]

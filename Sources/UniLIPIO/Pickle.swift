@@ -118,6 +118,11 @@ struct Unpickler {
         return v
     }
 
+    /// A length field; values past Int.max fail in `take` like any length past the end.
+    private mutating func length(_ n: Int) throws -> Int {
+        Int(exactly: try uint(n)) ?? Int.max
+    }
+
     private mutating func line() throws -> String {
         guard let end = bytes[pos...].firstIndex(of: 0x0A) else { throw fail("unterminated text line") }
         let s = String(decoding: bytes[pos..<end], as: UTF8.self)
@@ -192,13 +197,13 @@ struct Unpickler {
             case 0x47:                                                        // BINFLOAT, big-endian
                 let b = try take(8)
                 stack.append(.float(Double(bitPattern: b.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
-            case 0x58: stack.append(.string(try text(Int(try uint(4)))))      // BINUNICODE
-            case 0x8C: stack.append(.string(try text(Int(try uint(1)))))      // SHORT_BINUNICODE
-            case 0x8D: stack.append(.string(try text(Int(try uint(8)))))      // BINUNICODE8
-            case 0x54: stack.append(.string(try text(Int(try uint(4)))))      // BINSTRING
-            case 0x55: stack.append(.string(try text(Int(try uint(1)))))      // SHORT_BINSTRING
-            case 0x42: stack.append(.bytes(Array(try take(Int(try uint(4)))))) // BINBYTES
-            case 0x43: stack.append(.bytes(Array(try take(Int(try uint(1)))))) // SHORT_BINBYTES
+            case 0x58: stack.append(.string(try text(try length(4))))      // BINUNICODE
+            case 0x8C: stack.append(.string(try text(try length(1))))      // SHORT_BINUNICODE
+            case 0x8D: stack.append(.string(try text(try length(8))))      // BINUNICODE8
+            case 0x54: stack.append(.string(try text(try length(4))))      // BINSTRING
+            case 0x55: stack.append(.string(try text(try length(1))))      // SHORT_BINSTRING
+            case 0x42: stack.append(.bytes(Array(try take(try length(4))))) // BINBYTES
+            case 0x43: stack.append(.bytes(Array(try take(try length(1))))) // SHORT_BINBYTES
             case 0x85: stack.append(.tuple([try pop()]))                      // TUPLE1
             case 0x86:                                                        // TUPLE2
                 let b = try pop(), a = try pop()

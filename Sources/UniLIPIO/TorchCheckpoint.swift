@@ -160,11 +160,16 @@ public final class TorchCheckpoint: @unchecked Sendable {
 
     /// Checks that every element the size/stride/offset address lies inside the storage file.
     private static func checkExtent(_ info: Info, storageBytes: Int, path: String) throws {
-        guard let bits = DType.bitSize(ofSafetensorsName: info.dtypeName), bits >= 8 else { return }
         guard info.stride.allSatisfy({ $0 >= 0 }) else {
             throw TorchCheckpointError(path: path, tensor: info.name, "negative stride \(info.stride)")
         }
-        guard info.count > 0 else { return }
+        var count = 1
+        for n in info.shape {
+            let (c, overflow) = count.multipliedReportingOverflow(by: n)
+            guard !overflow else { throw TorchCheckpointError(path: path, tensor: info.name, "size \(info.shape) overflows") }
+            count = c
+        }
+        guard let bits = DType.bitSize(ofSafetensorsName: info.dtypeName), bits >= 8, count > 0 else { return }
         var last = info.offset
         for (n, s) in zip(info.shape, info.stride) {
             let (m, o1) = (n - 1).multipliedReportingOverflow(by: s)
@@ -172,10 +177,10 @@ public final class TorchCheckpoint: @unchecked Sendable {
             guard !o1, !o2 else { throw TorchCheckpointError(path: path, tensor: info.name, "size/stride overflow") }
             last = sum
         }
-        let (end, o) = (last + 1).multipliedReportingOverflow(by: bits / 8)
-        guard !o, end <= storageBytes else {
+        let (end, o) = last.multipliedReportingOverflow(by: bits / 8)
+        guard !o, end < storageBytes, end + bits / 8 <= storageBytes else {
             throw TorchCheckpointError(path: path, tensor: info.name,
-                "size \(info.shape), stride \(info.stride) and offset \(info.offset) reach byte \(end) of a \(storageBytes)-byte storage '\(info.storageKey)'")
+                "size \(info.shape), stride \(info.stride) and offset \(info.offset) reach past the end of a \(storageBytes)-byte storage '\(info.storageKey)'")
         }
     }
 
@@ -248,20 +253,24 @@ public final class TorchCheckpoint: @unchecked Sendable {
             dtype.decode(start, into: destination, count: info.count)
             return
         }
-        // Walk the outer indices like an odometer; the innermost dimension is a strided row.
+        // Gather the stored bytes into row-major order, then convert them in one pass. The
+        // outer indices advance like an odometer; the innermost dimension is a strided row.
         let rank = info.shape.count
         let inner = info.shape[rank - 1], innerStride = info.stride[rank - 1]
-        var index = [Int](repeating: 0, count: max(rank - 1, 0))
-        var out = destination
+        let packed = UnsafeMutableRawPointer.allocate(byteCount: info.count * size, alignment: 16)
+        defer { packed.deallocate() }
+        var index = [Int](repeating: 0, count: rank - 1)
+        var out = packed
         for _ in 0..<(info.count / inner) {
             var element = 0
             for d in 0..<(rank - 1) { element += index[d] * info.stride[d] }
+            let row = start + element * size
             if innerStride == 1 {
-                dtype.decode(start + element * size, into: out, count: inner)
+                out.copyMemory(from: row, byteCount: inner * size)
             } else {
-                for j in 0..<inner { dtype.decode(start + (element + j * innerStride) * size, into: out + j, count: 1) }
+                for j in 0..<inner { (out + j * size).copyMemory(from: row + j * innerStride * size, byteCount: size) }
             }
-            out += inner
+            out += inner * size
             var d = rank - 2
             while d >= 0 {
                 index[d] += 1
@@ -270,6 +279,7 @@ public final class TorchCheckpoint: @unchecked Sendable {
                 d -= 1
             }
         }
+        dtype.decode(packed, into: destination, count: info.count)
     }
 
     /// The tensor converted to Float32 (contiguous).
@@ -293,7 +303,7 @@ enum ZipDirectory {
 
     static func read(_ b: UnsafeRawBufferPointer) throws -> [String: Range<Int>] {
         func u(_ at: Int, _ n: Int) throws -> Int {
-            guard at >= 0, at + n <= b.count else { throw Failure(message: "truncated ZIP archive (a record at byte \(at) runs past the end)") }
+            guard at >= 0, at <= b.count - n else { throw Failure(message: "truncated ZIP archive (a record at byte \(at) runs past the end)") }
             var v: UInt64 = 0
             for i in (0..<n).reversed() { v = v << 8 | UInt64(b[at + i]) }
             guard v <= UInt64(Int.max) else { throw Failure(message: "ZIP field at byte \(at) is out of range") }

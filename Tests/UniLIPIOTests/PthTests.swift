@@ -174,6 +174,22 @@ final class PthTests: XCTestCase {
         XCTAssertEqual(bits(try bfFile.tensor("enc.weight")), bits(rounded))
     }
 
+    func testZip64Records() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixture("torch_pth_newzip")))
+        let file = path("zip64.pth")
+        try Data(ZipFixture.archive(try ZipFixture.entries(of: data), zip64: true)).write(to: URL(fileURLWithPath: file))
+        let ck = try TorchCheckpoint(path: file)
+        XCTAssertEqual(try assertGolden(try ck.allTensors(), prefix: "torch_pth_newzip/"), 2)
+
+        // Saturated 32-bit fields without the ZIP64 locator.
+        var bytes = ZipFixture.archive(try ZipFixture.entries(of: data), zip64: true)
+        let eocd = bytes.count - 22
+        for i in (eocd - 20)..<(eocd - 16) { bytes[i] = 0 }
+        let broken = path("zip64-no-locator.pth")
+        try Data(bytes).write(to: URL(fileURLWithPath: broken))
+        expectError(broken, ["ZIP64"])
+    }
+
     // MARK: - Broken files
 
     func expectError(_ file: String, _ fragments: [String], key: String? = nil,
@@ -253,6 +269,10 @@ final class PthTests: XCTestCase {
         try Data(ZipFixture.archive([("a/data.pkl", [0x80, 0x02, 0x7D])])).write(to: URL(fileURLWithPath: endless))
         expectError(endless, ["unexpected end of data"])
 
+        let huge = path("huge.pth")
+        try Data(ZipFixture.archive([("a/data.pkl", [0x80, 0x02, 0x8D] + [UInt8](repeating: 0xFF, count: 8))])).write(to: URL(fileURLWithPath: huge))
+        expectError(huge, ["unexpected end of data"])
+
         let empty = path("empty.pth")
         try Data(ZipFixture.archive([("a/data.pkl", [0x80, 0x02, 0x7D, 0x2E])])).write(to: URL(fileURLWithPath: empty))
         expectError(empty, ["no tensors found"])
@@ -263,21 +283,31 @@ final class PthTests: XCTestCase {
 enum ZipFixture {
     static func le(_ v: Int, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
 
-    static func archive(_ entries: [(String, [UInt8])], method: Int = 0) -> [UInt8] {
+    /// With `zip64`, every size and offset goes through ZIP64 extra fields and end records, as
+    /// in archives over 4 GiB.
+    static func archive(_ entries: [(String, [UInt8])], method: Int = 0, zip64: Bool = false) -> [UInt8] {
         var out: [UInt8] = [], central: [UInt8] = []
+        let full = 0xFFFF_FFFF
         for (name, data) in entries {
             let offset = out.count
             let n = Array(name.utf8)
             out += le(0x04034B50, 4) + le(20, 2) + le(0, 2) + le(method, 2) + le(0, 4) + le(0, 4)
                 + le(data.count, 4) + le(data.count, 4) + le(n.count, 2) + le(0, 2) + n + data
-            central += le(0x02014B50, 4) + le(20, 2) + le(20, 2) + le(0, 2) + le(method, 2) + le(0, 4) + le(0, 4)
-                + le(data.count, 4) + le(data.count, 4) + le(n.count, 2) + le(0, 2) + le(0, 2) + le(0, 2)
-                + le(0, 2) + le(0, 4) + le(offset, 4) + n
+            let extra = zip64 ? le(1, 2) + le(24, 2) + le(data.count, 8) + le(data.count, 8) + le(offset, 8) : []
+            central += le(0x02014B50, 4) + le(45, 2) + le(45, 2) + le(0, 2) + le(method, 2) + le(0, 4) + le(0, 4)
+                + le(zip64 ? full : data.count, 4) + le(zip64 ? full : data.count, 4) + le(n.count, 2)
+                + le(extra.count, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(zip64 ? full : offset, 4) + n + extra
         }
         let cd = out.count
         out += central
-        out += le(0x06054B50, 4) + le(0, 4) + le(entries.count, 2) + le(entries.count, 2)
-            + le(central.count, 4) + le(cd, 4) + le(0, 2)
+        if zip64 {
+            let record = out.count
+            out += le(0x06064B50, 4) + le(44, 8) + le(45, 2) + le(45, 2) + le(0, 4) + le(0, 4)
+                + le(entries.count, 8) + le(entries.count, 8) + le(central.count, 8) + le(cd, 8)
+            out += le(0x07064B50, 4) + le(0, 4) + le(record, 8) + le(1, 4)
+        }
+        out += le(0x06054B50, 4) + le(0, 4) + le(zip64 ? 0xFFFF : entries.count, 2) + le(zip64 ? 0xFFFF : entries.count, 2)
+            + le(zip64 ? full : central.count, 4) + le(zip64 ? full : cd, 4) + le(0, 2)
         return out
     }
 
