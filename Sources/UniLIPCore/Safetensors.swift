@@ -3,8 +3,11 @@ import Foundation
 import Glibc
 #endif
 
-/// A safetensors file error. Every message names the file and, where there is one, the tensor.
-public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
+/// A weights-file error (safetensors or PyTorch `.pth`). Every message names the file and, where
+/// there is one, the tensor.
+public typealias SafetensorsError = WeightsFileError
+
+public struct WeightsFileError: Error, CustomStringConvertible, Equatable {
     public let path: String
     public let tensor: String?
     public let reason: String

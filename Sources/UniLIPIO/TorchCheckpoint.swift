@@ -5,22 +5,7 @@ import Glibc
 #endif
 
 /// A `.pth` problem. Every message names the file and, where there is one, the tensor.
-public struct TorchCheckpointError: Error, CustomStringConvertible, Equatable {
-    public let path: String
-    public let tensor: String?
-    public let reason: String
-
-    public init(path: String, tensor: String? = nil, _ reason: String) {
-        self.path = path
-        self.tensor = tensor
-        self.reason = reason
-    }
-
-    public var description: String {
-        if let tensor { return "\(path): tensor '\(tensor)': \(reason)" }
-        return "\(path): \(reason)"
-    }
-}
+public typealias TorchCheckpointError = WeightsFileError
 
 /// A PyTorch checkpoint written by `torch.save` (torch ≥ 1.6 zip format): a ZIP archive of STORED
 /// entries `<prefix>/data.pkl` (the pickled object), `<prefix>/data/<key>` (one file per storage),
