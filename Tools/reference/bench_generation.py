@@ -16,12 +16,13 @@ instead of milliseconds for this small model). Set OMP_WAIT_POLICY=ACTIVE to see
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP runtime
 
 import torch
 from diffusers import DPMSolverMultistepScheduler, SanaTransformer2DModel
+
+from bench_core import median_ms
 
 TINY = dict(in_channels=32, out_channels=32, num_attention_heads=4, attention_head_dim=32, num_layers=4,
             num_cross_attention_heads=4, cross_attention_head_dim=32, cross_attention_dim=128,
@@ -34,17 +35,6 @@ SANA_DPM = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta
                 flow_shift=3.0, final_sigmas_type="zero", lambda_min_clipped=-float("inf"),
                 variance_type=None, timestep_spacing="linspace", steps_offset=0)
 STEPS, GUIDANCE, TOKENS, UNCOND_TOKENS = 20, 4.5, 48, 28
-
-
-def median_ms(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    return times[len(times) // 2]
 
 
 def workload(model, b):
