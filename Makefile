@@ -40,18 +40,20 @@ model-autoencoder: release
 	.build/release/unilip train autoencoder --stage 2 --distill-weight 0
 	.build/release/unilip train autoencoder --stage 1 --init-from runs/unilip-tiny/stage1/model --run runs/unilip-tiny/stage1-long
 
-# Reproduces the shipped generation/editing head Models/unilip-gen-tiny (dual condition) and the
-# queries-only ablation (seeded; resumable). Needs Models/internvl-tiny and Models/unilip-tiny.
+# Reproduces the shipped generation/editing head Models/unilip-gen-tiny (dual condition, 5,000
+# steps) and the ablation pair at 3,000 steps: dual vs queries only (seeded; resumable).
+# Needs Models/internvl-tiny and Models/unilip-tiny.
 model-generation: release
-	.build/release/unilip train generation --mode dual --output Models/unilip-gen-tiny
-	.build/release/unilip train generation --mode queries_only
+	.build/release/unilip train generation --mode dual --run runs/unilip-gen-tiny-dual-5000 --output Models/unilip-gen-tiny
+	.build/release/unilip train generation --mode dual --steps 3000
+	.build/release/unilip train generation --mode queries_only --steps 3000
 
 # Regenerates the tables of docs/RESULTS.md (needs the runs of model-autoencoder for its ablation rows).
 results: release
 	.build/release/unilip eval understanding --markdown docs/RESULTS.md
 	.build/release/unilip eval autoencoder --markdown docs/RESULTS.md
-	.build/release/unilip eval generation --row "UniLIP (dual condition)=Models/unilip-gen-tiny" --row "queries only=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/generation.png
-	.build/release/unilip eval editing --row "UniLIP (dual condition)=Models/unilip-gen-tiny" --row "queries only=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/editing.png
+	.build/release/unilip eval generation --row "UniLIP, shipped (5,000 steps)=Models/unilip-gen-tiny" --row "UniLIP (3,000 steps)=runs/unilip-gen-tiny-dual/model" --row "queries only (3,000 steps)=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/generation.png
+	.build/release/unilip eval editing --row "UniLIP, shipped (5,000 steps)=Models/unilip-gen-tiny" --row "UniLIP (3,000 steps)=runs/unilip-gen-tiny-dual/model" --row "queries only (3,000 steps)=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/editing.png
 
 clean:
 	rm -rf .build
