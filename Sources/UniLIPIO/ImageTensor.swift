@@ -7,6 +7,12 @@ extension Image {
     /// ImageNet channel standard deviations (RGB).
     public static let imagenetStd: [Float] = [0.229, 0.224, 0.225]
 
+    /// Images in [0, 1] as [B, 3, H, W] → (x − mean[c]) / std[c] with ImageNet statistics (what
+    /// `tensor(mean: imagenetMean, std: imagenetStd)` gives for one image); differentiable.
+    public static func imagenetNormalized(_ unit: Tensor) -> Tensor {
+        (unit - Tensor(imagenetMean, shape: [1, 3, 1, 1])) / Tensor(imagenetStd, shape: [1, 3, 1, 1])
+    }
+
     /// A [1, C, H, W] tensor: bytes scaled to [0, 1], then (x − mean[c]) / std[c]. `mean` and
     /// `std` hold one value per channel, or one value for all channels.
     public func tensor(mean: [Float] = [0], std: [Float] = [1]) -> Tensor {

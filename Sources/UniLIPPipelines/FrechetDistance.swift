@@ -87,7 +87,7 @@ public enum FrechetDistance {
         let tolerance = 1e-24 * Swift.max(scale, 1e-300)
         for _ in 0..<100 {
             var off = 0.0
-            for p in 0..<d { for q in (p + 1)..<Swift.max(d, p + 1) { off += a[p * d + q] * a[p * d + q] } }
+            for p in 0..<d { for q in (p + 1)..<d { off += a[p * d + q] * a[p * d + q] } }
             if off <= tolerance { break }
             for p in 0..<(d - 1) {
                 for q in (p + 1)..<d {

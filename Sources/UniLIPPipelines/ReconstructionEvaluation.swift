@@ -55,8 +55,7 @@ public enum ReconstructionEvaluation {
     /// Mean-pooled last hidden states of `encoder` for images in [0, 1] → `rows × D` values.
     static func features(_ unit: Tensor, encoder: InternViT) -> [Double] {
         withNoGrad {
-            let mean = Tensor(Image.imagenetMean, shape: [1, 3, 1, 1]), std = Tensor(Image.imagenetStd, shape: [1, 3, 1, 1])
-            let pooled = encoder((unit - mean) / std).mean(axis: 1)
+            let pooled = encoder(Image.imagenetNormalized(unit)).mean(axis: 1)
             return (0..<pooled.count).map { Double(pooled.pointer[$0]) }
         }
     }

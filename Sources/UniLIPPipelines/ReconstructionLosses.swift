@@ -20,18 +20,14 @@ public protocol PerceptualDistance: AnyObject {
 public final class EncoderFeatureDistance: PerceptualDistance {
     public let encoder: InternViT
     public var name: String { "encoder-feature" }
-    let mean: Tensor
-    let std: Tensor
 
     /// `encoder` should be frozen (its parameters get no gradient from this loss).
     public init(encoder: InternViT) {
         self.encoder = encoder
-        mean = Tensor(Image.imagenetMean, shape: [1, 3, 1, 1])
-        std = Tensor(Image.imagenetStd, shape: [1, 3, 1, 1])
     }
 
     func features(_ images: Tensor) -> [Tensor] {
-        encoder.hiddenStates((images - mean) / std).map { h in
+        encoder.hiddenStates(Image.imagenetNormalized(images)).map { h in
             h / (h.square().sum(axis: -1, keepDims: true) + 1e-10).sqrt()
         }
     }

@@ -37,9 +37,10 @@ public final class ReconstructionPipeline {
         guard image.width >= minimumSide, image.height >= minimumSide else {
             throw TrainingError("image \(image.width)×\(image.height) is too small: both sides must be at least \(minimumSide) pixels")
         }
-        let unit = image.rgb().tensor()
+        let rgb = image.rgb()
+        let unit = rgb.tensor()
         let out = withNoGrad { () -> Tensor in
-            let pixels = image.rgb().tensor(mean: Image.imagenetMean, std: Image.imagenetStd)
+            let pixels = rgb.tensor(mean: Image.imagenetMean, std: Image.imagenetStd)
             return ((model.reconstructAnySize(pixels) + 1) * 0.5).clamped(0, 1)
         }
         let ssim = image.width >= 11 && image.height >= 11 ? ImageMetrics.ssim(out, unit) : nil
@@ -49,9 +50,6 @@ public final class ReconstructionPipeline {
     /// Reconstructions in [0, 1] of images in [0, 1] ([B, 3, H, W], H and W multiples of the
     /// encoder stride).
     public func reconstruct(unit: Tensor) -> Tensor {
-        withNoGrad {
-            let mean = Tensor(Image.imagenetMean, shape: [1, 3, 1, 1]), std = Tensor(Image.imagenetStd, shape: [1, 3, 1, 1])
-            return ((model.reconstruct((unit - mean) / std).images + 1) * 0.5).clamped(0, 1)
-        }
+        withNoGrad { ((model.reconstruct(Image.imagenetNormalized(unit)).images + 1) * 0.5).clamped(0, 1) }
     }
 }

@@ -41,6 +41,23 @@ struct GenerationModelOption: ParsableArguments {
     }
 }
 
+/// Where generated or edited images go: `-o OUT` and `--count N` (OUT-1 … OUT-N for several).
+struct ImageOutputOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Output image (.png or .jpg); several images get -1, -2, … before the extension.") var output: String
+    @Option(help: "Images to produce (one batch; row k differs by its noise).") var count = 1
+
+    func validate() throws {
+        guard count >= 1 && count <= 64 else { throw ValidationError("--count must be between 1 and 64 (got \(count))") }
+    }
+
+    func write(_ images: [Image]) throws {
+        for (image, path) in zip(images, numberedPaths(output, count: count)) {
+            try image.write(to: path)
+            print("→ \(path)")
+        }
+    }
+}
+
 /// OUT.png for one image; OUT-1.png … OUT-N.png for several.
 func numberedPaths(_ output: String, count: Int) -> [String] {
     guard count > 1 else { return [output] }
@@ -62,23 +79,14 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var modelOption: GenerationModelOption
     @OptionGroup var sampling: SamplingOptions
     @Argument(help: "The prompt, e.g. \"a small red circle and a large blue square on a striped background.\"") var prompt: String
-    @Option(name: .shortAndLong, help: "Output image (.png or .jpg); several images get -1, -2, … before the extension.") var output: String
-    @Option(help: "Images to generate (one batch; row k differs by its noise).") var count = 1
-
-    func validate() throws {
-        guard count >= 1 && count <= 64 else { throw ValidationError("--count must be between 1 and 64 (got \(count))") }
-    }
+    @OptionGroup var out: ImageOutputOptions
 
     func run() throws {
         _ = global.apply()
         let pipeline = try modelOption.pipeline()
         print("seed \(sampling.seed)")
-        let images = try pipeline.generate([String](repeating: prompt, count: count), options: sampling.options,
-                                           progress: generationProgress("generate", steps: sampling.steps))
-        for (image, path) in zip(images, numberedPaths(output, count: count)) {
-            try image.write(to: path)
-            print("→ \(path)")
-        }
+        try out.write(try pipeline.generate([String](repeating: prompt, count: out.count), options: sampling.options,
+                                            progress: generationProgress("generate", steps: sampling.steps)))
     }
 }
 
@@ -89,25 +97,16 @@ struct EditCommand: ParsableCommand {
     @OptionGroup var sampling: SamplingOptions
     @Argument(help: "PNG or JPEG image (resized to the model's size).") var input: String
     @Argument(help: "The instruction, e.g. \"Make the red circle blue.\"") var instruction: String
-    @Option(name: .shortAndLong, help: "Output image (.png or .jpg); several images get -1, -2, … before the extension.") var output: String
-    @Option(help: "Edited images to produce (one batch; row k differs by its noise).") var count = 1
-
-    func validate() throws {
-        guard count >= 1 && count <= 64 else { throw ValidationError("--count must be between 1 and 64 (got \(count))") }
-    }
+    @OptionGroup var out: ImageOutputOptions
 
     func run() throws {
         _ = global.apply()
         let image = try Image(contentsOf: input)
         let pipeline = try modelOption.pipeline()
         print("seed \(sampling.seed)")
-        let images = try pipeline.edit([Image](repeating: image, count: count),
-                                       instructions: [String](repeating: instruction, count: count),
-                                       options: sampling.options, progress: generationProgress("edit", steps: sampling.steps))
-        for (image, path) in zip(images, numberedPaths(output, count: count)) {
-            try image.write(to: path)
-            print("→ \(path)")
-        }
+        try out.write(try pipeline.edit([Image](repeating: image, count: out.count),
+                                        instructions: [String](repeating: instruction, count: out.count),
+                                        options: sampling.options, progress: generationProgress("edit", steps: sampling.steps)))
     }
 }
 
