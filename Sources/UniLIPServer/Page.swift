@@ -50,6 +50,9 @@ button.go:disabled { background:#a5a8c8; cursor:progress; }
 #error { margin:14px 28px 0; padding:10px 14px; border-radius:8px; background:#fde8e8; color:var(--bad); border:1px solid #f5c2c2; }
 #error:empty { display:none; }
 .result { display:flex; gap:14px; align-items:center; margin-top:8px; min-height:40px; }
+.result img.in { width:96px; height:96px; }
+.result .arrow { color:var(--muted); font-size:20px; }
+.result:not(.shown) .arrow { visibility:hidden; }
 .answer { font-size:18px; font-weight:600; color:var(--good); }
 .metric { font-size:14px; }
 .metric b { font-size:20px; color:var(--good); }
@@ -80,28 +83,29 @@ button.go:disabled { background:#a5a8c8; cursor:progress; }
   <section class="tasks">
     <div class="card" id="ask-card" data-state="idle">
       <h2><span class="n">2</span>Ask about it</h2>
-      <div class="row"><input type="text" id="question" placeholder="How many shapes are there?"><button class="go" id="ask-btn">Ask</button></div>
+      <div class="row"><input type="text" id="question" placeholder="What color is the circle?"><button class="go" id="ask-btn">Ask</button></div>
       <div class="bar"><div id="ask-progress"></div></div><div class="status" id="ask-status"></div>
       <div class="error" id="ask-error"></div>
-      <div class="result"><span class="answer" id="ask-answer"></span></div>
+      <div class="result"><img class="in" id="ask-input" alt="asked about"><div><div class="hint" id="ask-caption"></div><span class="answer" id="ask-answer"></span></div></div>
     </div>
     <div class="card" id="reconstruct-card" data-state="idle">
       <h2><span class="n">3</span>Reconstruct it</h2>
       <div class="row"><span class="hint" style="flex:1">Encode with the UniLIP encoder, decode with its pixel decoder.</span><button class="go" id="reconstruct-btn">Reconstruct</button></div>
       <div class="bar"><div id="reconstruct-progress"></div></div><div class="status" id="reconstruct-status"></div>
       <div class="error" id="reconstruct-error"></div>
-      <div class="result"><img id="reconstruct-image" alt="reconstruction"><div class="metric" id="reconstruct-psnr"></div></div>
+      <div class="result"><img class="in" id="reconstruct-input" alt="input"><span class="arrow">→</span><img id="reconstruct-image" alt="reconstruction"><div class="metric" id="reconstruct-psnr"></div></div>
     </div>
     <div class="card" id="edit-card" data-state="idle">
       <h2><span class="n">4</span>Edit it</h2>
-      <div class="row"><input type="text" id="instruction" placeholder="make the circle blue"><button class="go" id="edit-btn">Edit</button></div>
+      <div class="row"><input type="text" id="instruction" placeholder="Make the red circle green."><button class="go" id="edit-btn">Edit</button></div>
       <div class="bar"><div id="edit-progress"></div></div><div class="status" id="edit-status"></div>
       <div class="error" id="edit-error"></div>
-      <div class="result"><img id="edit-image" alt="edited image"><div class="hint" id="edit-caption"></div></div>
+      <div class="result"><img class="in" id="edit-input" alt="input"><span class="arrow">→</span><img id="edit-image" alt="edited image"><div class="hint" id="edit-caption"></div></div>
     </div>
     <div class="card" id="generate-card" data-state="idle">
       <h2><span class="n">5</span>Generate from a prompt</h2>
-      <div class="row"><input type="text" id="prompt" placeholder="a red square above a green circle"><button class="go" id="generate-btn">Generate</button></div>
+      <div class="hint">The tiny model knows its training captions' style: sizes, colours, shapes, places and a background.</div>
+      <div class="row"><input type="text" id="prompt" placeholder="a large red circle at the middle left and a large blue square at the middle right on a wavy background."><button class="go" id="generate-btn">Generate</button></div>
       <div class="bar"><div id="generate-progress"></div></div><div class="status" id="generate-status"></div>
       <div class="error" id="generate-error"></div>
       <div class="result"><img id="generate-image" alt="generated image"><div class="hint" id="generate-caption"></div></div>
@@ -212,6 +216,7 @@ async function run(task) {
   if (task === "edit" || task === "generate") {
     body.steps = number("steps"); body.guidance = number("guidance"); body.seed = number("seed");
   }
+  const inputSrc = task === "generate" ? "" : $("selected-image").src;
   card.dataset.state = "running";
   button.disabled = true;
   setProgress(task, 0, "submitting…");
@@ -224,7 +229,7 @@ async function run(task) {
     }
     if (job.state === "failed") throw new Error(job.error || "the job failed");
     setProgress(task, 1, "100% · done in " + (job.seconds || 0).toFixed(1) + " s");
-    show(task, job.result, body);
+    show(task, job.result, body, inputSrc);
     card.dataset.state = "done";
   } catch (e) {
     $(task + "-error").textContent = e.message;
@@ -237,8 +242,9 @@ async function run(task) {
   }
 }
 
-function show(task, result, body) {
-  if (task === "ask") $("ask-answer").textContent = result.answer;
+function show(task, result, body, inputSrc) {
+  if (inputSrc) { $(task + "-input").src = inputSrc; $(task + "-input").parentElement.classList.add("shown"); }
+  if (task === "ask") { $("ask-answer").textContent = result.answer; $("ask-caption").textContent = body.question; }
   if (task === "reconstruct") {
     $("reconstruct-image").src = result.image_url;
     $("reconstruct-psnr").innerHTML = "PSNR <b></b> dB" + (result.ssim != null ? "<br>SSIM " + result.ssim.toFixed(3) : "");

@@ -96,14 +96,16 @@ def main():
             # An API error appears in the page: an empty question is refused with 400.
             page.el("sample-test-2").click()
             page.wait(lambda: "test-2" in page.el("selected-name").text, message="sample selected")
+            sample_question = page.el("question").get_attribute("value")
+            check(sample_question.strip() != "", "question prefilled from the sample: %r" % sample_question)
             page.set_text("question", " ")
             state, _, _ = page.run("ask")
             check(state == "failed", "empty question fails")
             check("empty" in page.el("ask-error").text, "API error shown in the card: %r" % page.el("ask-error").text)
             check("empty" in page.el("error").text, "API error shown in the banner")
 
-            # Ask.
-            page.set_text("question", "How many shapes are there?")
+            # Ask the sample's own question.
+            page.set_text("question", sample_question)
             state, seen, secs = page.run("ask")
             answer = page.el("ask-answer").text
             check(state == "done" and answer.strip() != "", "ask answered %r in %.1f s" % (answer, secs))
@@ -134,7 +136,8 @@ def main():
             check(match is not None and float(match.group(1)) > 15, "reconstruction shown with %r" % psnr_text.replace("\n", " "))
 
             # Generate from a prompt.
-            prompt = "a red circle and a blue square"
+            # The tiny model knows its training captions' style.
+            prompt = "a large red circle at the middle left and a large blue square at the middle right on a wavy background."
             page.set_text("prompt", prompt)
             state, seen, secs = page.run("generate")
             check(state == "done", "generate finished in %.1f s" % secs)
@@ -148,8 +151,13 @@ def main():
                       and "api/jobs" not in e.get("message", "")]
             check(not severe, "no console errors besides the deliberate 400 (%s)" % severe)
 
-            height = driver.execute_script("return document.documentElement.scrollHeight")
-            driver.set_window_size(1360, max(700, int(height) + 20))
+            # Grow the window until the whole page fits in the viewport, then capture it.
+            for _ in range(3):
+                height, inner, outer = driver.execute_script(
+                    "return [document.documentElement.scrollHeight, window.innerHeight, window.outerHeight]")
+                if inner >= height:
+                    break
+                driver.set_window_size(1360, int(height) + int(outer) - int(inner))
             os.makedirs(os.path.dirname(os.path.abspath(args.screenshot)), exist_ok=True)
             driver.save_screenshot(args.screenshot)
             print("  screenshot:", args.screenshot, flush=True)
