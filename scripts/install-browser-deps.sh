@@ -16,5 +16,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if ! python3 -c "import selenium" 2>/dev/null; then
     echo "installing: selenium (pip)" >&2
-    python3 -m pip install -q "selenium>=4.10,<5"
+    # A system python that refuses pip (PEP 668) takes Debian's package instead.
+    if ! python3 -m pip install -q "selenium>=4.10,<5"; then
+        sudo_cmd=""
+        [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3-selenium >/dev/null
+    fi
+    python3 -c "import selenium" || { echo "selenium is not importable by $(command -v python3)" >&2; exit 1; }
 fi

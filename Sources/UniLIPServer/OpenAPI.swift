@@ -38,7 +38,7 @@ enum OpenAPI {
         "question": {"type": "string", "description": "ask"},
         "instruction": {"type": "string", "description": "edit"},
         "prompt": {"type": "string", "description": "generate"},
-        "seed": {"type": "integer", "minimum": 0, "default": 42},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 9007199254740991, "default": 42},
         "steps": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
         "guidance": {"type": "number", "minimum": 0, "maximum": 20, "default": 4.5}}},
       "Job": {"type": "object", "required": ["id", "task", "state", "progress", "message", "url"], "properties": {

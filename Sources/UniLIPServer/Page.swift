@@ -29,7 +29,7 @@ main { display:grid; grid-template-columns: 330px 1fr; gap:20px; padding:20px 28
 .sample.selected { border-color:var(--accent); box-shadow:0 0 0 2px rgba(79,70,229,.25); }
 .upload { display:block; font-size:13px; color:var(--muted); margin:6px 0 12px; }
 .preview { display:flex; gap:12px; align-items:center; }
-.preview img, .result img { width:160px; height:160px; border-radius:8px; background:#eef0f4; image-rendering:pixelated; object-fit:contain; border:1px solid var(--line); }
+.preview img, .result img { width:150px; height:150px; border-radius:8px; background:#eef0f4; image-rendering:pixelated; object-fit:contain; border:1px solid var(--line); }
 .preview img:not([src]), .result img:not([src]) { visibility:hidden; }
 #selected-name { font-size:13px; color:var(--muted); word-break:break-all; }
 .settings { display:grid; grid-template-columns:repeat(3,1fr); gap:8px; margin-top:12px; }
@@ -49,12 +49,12 @@ button.go:disabled { background:#a5a8c8; cursor:progress; }
 .error:empty { display:none; }
 #error { margin:14px 28px 0; padding:10px 14px; border-radius:8px; background:#fde8e8; color:var(--bad); border:1px solid #f5c2c2; }
 #error:empty { display:none; }
-.result { display:flex; gap:14px; align-items:center; margin-top:8px; min-height:40px; }
-.result img.in { width:96px; height:96px; }
+.result { display:flex; flex-wrap:wrap; gap:12px; align-items:center; margin-top:8px; min-height:40px; }
+.result img.in { width:72px; height:72px; }
 .result .arrow { color:var(--muted); font-size:20px; }
 .result:not(.shown) .arrow { visibility:hidden; }
 .answer { font-size:18px; font-weight:600; color:var(--good); }
-.metric { font-size:14px; }
+.metric { font-size:14px; white-space:nowrap; }
 .metric b { font-size:20px; color:var(--good); }
 .hint { font-size:12px; color:var(--muted); margin:4px 0 8px; }
 </style>
