@@ -195,6 +195,7 @@ struct JobView: Encodable {
         var psnr: Float?
         var ssim: Float?
         var image_url: String?
+        var note: String?
     }
 
     var id: String
@@ -222,7 +223,7 @@ struct JobView: Encodable {
             // JSON has no infinity: an exact reconstruction reports 99 dB.
             result = Result(answer: output.answer, psnr: output.psnr.map { $0.isFinite ? ($0 * 100).rounded() / 100 : 99 },
                             ssim: output.ssim.flatMap { $0.isFinite ? ($0 * 1000).rounded() / 1000 : nil },
-                            image_url: job.hasImage ? "/api/jobs/\(job.id)/image.png" : nil)
+                            image_url: job.hasImage ? "/api/jobs/\(job.id)/image.png" : nil, note: output.note)
         }
     }
 }

@@ -46,12 +46,15 @@ public struct JobOutput: Sendable {
     public var psnr: Float?
     public var ssim: Float?
     public var image: Image?
+    /// What the job changed about its input, e.g. a resize.
+    public var note: String?
 
-    public init(answer: String? = nil, psnr: Float? = nil, ssim: Float? = nil, image: Image? = nil) {
+    public init(answer: String? = nil, psnr: Float? = nil, ssim: Float? = nil, image: Image? = nil, note: String? = nil) {
         self.answer = answer
         self.psnr = psnr
         self.ssim = ssim
         self.image = image
+        self.note = note
     }
 }
 
@@ -74,8 +77,13 @@ public final class ModelBackend: JobBackend, @unchecked Sendable {
     let generation: GenerationPipeline
     public let sampleResolution: Int
     public let modelNames: [String: String]
+    /// Longest side reconstructed as is: the encoder's attention grows with the square of the
+    /// pixel count, so larger inputs are scaled down first.
+    public let maxReconstructSide: Int
 
-    public init(folders: ModelFolders) throws {
+    public init(folders: ModelFolders, maxReconstructSide: Int = 256) throws {
+        precondition(maxReconstructSide >= 16, "maxReconstructSide must be at least 16")
+        self.maxReconstructSide = maxReconstructSide
         understanding = try UnderstandingPipeline(directory: folders.understanding)
         reconstruction = try ReconstructionPipeline(directory: folders.autoencoder)
         generation = try GenerationPipeline(directory: folders.generation)
@@ -92,10 +100,18 @@ public final class ModelBackend: JobBackend, @unchecked Sendable {
             progress(0.1, "reading the image and answering")
             return JobOutput(answer: try understanding.ask(image, request.text))
         case .reconstruct:
-            let image = try input(request)
-            progress(0.1, "encoding and decoding")
+            var image = try input(request)
+            var note: String?
+            let side = max(image.width, image.height)
+            if side > maxReconstructSide {
+                let scale = Double(maxReconstructSide) / Double(side)
+                let w = max(1, Int((Double(image.width) * scale).rounded())), h = max(1, Int((Double(image.height) * scale).rounded()))
+                note = "scaled from \(image.width)×\(image.height) to \(w)×\(h) first (the limit is \(maxReconstructSide) px a side)"
+                image = image.rgb().resized(width: w, height: h, filter: .bicubic)
+            }
+            progress(0.1, "encoding and decoding \(image.width)×\(image.height)")
             let r = try reconstruction.reconstruct(image)
-            return JobOutput(psnr: r.psnr, ssim: r.ssim, image: r.image)
+            return JobOutput(psnr: r.psnr, ssim: r.ssim, image: r.image, note: note)
         case .edit:
             let image = try input(request)
             progress(0.05, "reading the image and the instruction")

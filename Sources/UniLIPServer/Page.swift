@@ -94,6 +94,7 @@ button.go:disabled { background:#a5a8c8; cursor:progress; }
       <div class="bar"><div id="reconstruct-progress"></div></div><div class="status" id="reconstruct-status"></div>
       <div class="error" id="reconstruct-error"></div>
       <div class="result"><img class="in" id="reconstruct-input" alt="input"><span class="arrow">→</span><img id="reconstruct-image" alt="reconstruction"><div class="metric" id="reconstruct-psnr"></div></div>
+      <div class="hint" id="reconstruct-note"></div>
     </div>
     <div class="card" id="edit-card" data-state="idle">
       <h2><span class="n">4</span>Edit it</h2>
@@ -249,6 +250,7 @@ function show(task, result, body, inputSrc) {
     $("reconstruct-image").src = result.image_url;
     $("reconstruct-psnr").innerHTML = "PSNR <b></b> dB" + (result.ssim != null ? "<br>SSIM " + result.ssim.toFixed(3) : "");
     $("reconstruct-psnr").querySelector("b").textContent = result.psnr.toFixed(2);
+    $("reconstruct-note").textContent = result.note || "";
   }
   if (task === "edit") { $("edit-image").src = result.image_url; $("edit-caption").textContent = body.instruction; }
   if (task === "generate") { $("generate-image").src = result.image_url; $("generate-caption").textContent = body.prompt; }

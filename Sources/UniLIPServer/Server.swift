@@ -5,7 +5,7 @@ import NIOCore
 import UniLIPIO
 
 /// The web server: the page at /, the JSON API under /api, jobs run by a `JobQueue`.
-public final class UniLIPServer: Sendable {
+public final class WebServer: Sendable {
     public let configuration: ServerConfiguration
     public let queue: JobQueue
     public let samples: SampleScenes

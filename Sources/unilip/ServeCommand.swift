@@ -18,6 +18,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest request body, in MB.") var maxBodyMb = 8
     @Option(help: "Longest side of an uploaded image, in pixels.") var maxImageSide = 1024
     @Option(help: "Longest question, instruction or prompt, in characters.") var maxText = 500
+    @Option(help: "Longest side reconstructed as is; larger images are scaled down first (the work grows with the square of the pixel count).")
+    var maxReconstructSide = 256
 
     var limits: ServerLimits {
         var l = ServerLimits()
@@ -33,6 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535 (got \(port))") }
         guard (1...1024).contains(maxBodyMb) else { throw ValidationError("--max-body-mb must be between 1 and 1024 (got \(maxBodyMb))") }
         if let problem = limits.problem() { throw ValidationError(problem) }
+        guard maxReconstructSide >= 16 else { throw ValidationError("--max-reconstruct-side must be at least 16 (got \(maxReconstructSide))") }
     }
 
     func run() async throws {
@@ -46,9 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
                                    generation: try ModelLocator.locate("unilip-gen-tiny", explicit: nil))
         }
         let start = Date()
-        let backend = try ModelBackend(folders: folders)
+        let backend = try ModelBackend(folders: folders, maxReconstructSide: maxReconstructSide)
         logger.info("models loaded in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
-        let server = UniLIPServer(configuration: ServerConfiguration(host: host, port: port, limits: limits), backend: backend)
+        let server = WebServer(configuration: ServerConfiguration(host: host, port: port, limits: limits), backend: backend)
         var serverLogger = Logger(label: "unilip.serve")
         serverLogger.logLevel = global.logLevel == .info ? .notice : global.logLevel
         try await server.application(logger: serverLogger) { url in

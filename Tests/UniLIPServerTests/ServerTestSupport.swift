@@ -36,11 +36,11 @@ final class FakeBackend: JobBackend, @unchecked Sendable {
 }
 
 struct TestServer {
-    let server: UniLIPServer
+    let server: WebServer
     let app: Application<RouterResponder<BasicRequestContext>>
 
     init(backend: any JobBackend, limits: ServerLimits = ServerLimits()) {
-        server = UniLIPServer(configuration: ServerConfiguration(port: 0, limits: limits), backend: backend)
+        server = WebServer(configuration: ServerConfiguration(port: 0, limits: limits), backend: backend)
         app = Application(router: server.router())
     }
 }
