@@ -125,6 +125,38 @@ final class ServerLimitTests: XCTestCase {
         }
     }
 
+    func testConcurrentBurstIsCappedAndTheRestFinish() async throws {
+        let backend = FakeBackend()
+        backend.close()
+        var limits = ServerLimits()
+        limits.maxQueue = 4
+        try await TestServer(backend: backend, limits: limits).app.test(.router) { client in
+            let answers = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?).self) { group in
+                for i in 0..<50 {
+                    group.addTask {
+                        let (status, body, _) = try await client.post(["task": "ask", "sample": "test-\(i % 8)", "question": "q\(i)"])
+                        return (status, body["id"] as? String ?? body["error"] as? String)
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let accepted = answers.filter { $0.0 == .accepted }.compactMap(\.1)
+            let refused = answers.filter { $0.0 == .tooManyRequests }
+            XCTAssertTrue((4...5).contains(accepted.count), "accepted \(accepted.count)")
+            XCTAssertEqual(accepted.count + refused.count, 50, "only 202 and 429")
+            XCTAssertTrue(refused.allSatisfy { ($0.1 ?? "").contains("the queue is full") })
+            backend.release()
+            for id in accepted {
+                let job = try await client.finish(id)
+                XCTAssertEqual(job["state"] as? String, "done")
+            }
+            let (status, health) = try await client.get("/api/health")
+            XCTAssertEqual(status, .ok)
+            XCTAssertEqual(health["completed"] as? Int, accepted.count)
+            XCTAssertEqual(health["refused"] as? Int, refused.count)
+        }
+    }
+
     func testOldFinishedJobsAreDropped() async throws {
         var limits = ServerLimits()
         limits.maxJobs = 3
