@@ -46,8 +46,9 @@ public final class WebServer: Sendable {
             let id = context.parameters.get("id") ?? ""
             guard let job = self.queue.snapshot(id: id) else { throw Self.unknownJob(id) }
             guard let png = self.queue.png(id: id) else {
-                throw APIError(job.state == .done || job.state == .failed ? .notFound : .conflict,
-                               job.state == .done || job.state == .failed ? "job \(id) made no image" : "job \(id) is still \(job.state.rawValue)")
+                let finished = job.state == .done || job.state == .failed
+                throw finished ? APIError(.notFound, "job \(id) made no image")
+                               : APIError(.conflict, "job \(id) is still \(job.state.rawValue)")
             }
             return Response(status: .ok, headers: [.contentType: "image/png", .cacheControl: "no-store"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))

@@ -115,6 +115,9 @@ final class ServerLimitTests: XCTestCase {
             XCTAssertTrue((body["error"] as? String ?? "").contains("the queue is full"))
             let (_, health) = try await client.get("/api/health")
             XCTAssertEqual(health["refused"] as? Int, 1)
+            let (early, earlyBody) = try await client.get("/api/jobs/\(accepted[0])/image.png")
+            XCTAssertEqual(early, .conflict)
+            XCTAssertTrue((earlyBody["error"] as? String ?? "").contains("is still"))
             backend.release()
             for id in accepted {
                 let job = try await client.finish(id)
