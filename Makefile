@@ -1,9 +1,9 @@
 # Quick start: `make run` (installs, builds in release mode, runs the demo on the shipped model)
-# and `make test`.
+# and `make test` (the Swift tests, then the browser and load tests of `unilip serve`).
 SWIFT ?= swift
 THREADS ?=
 
-.PHONY: deps build release run test bench fixtures model-understanding model-autoencoder model-generation results clean
+.PHONY: deps build release run serve test swift-test browser-test bench fixtures model-understanding model-autoencoder model-generation results clean
 
 deps:
 	@scripts/install-deps.sh
@@ -17,8 +17,23 @@ release: deps
 run: release
 	.build/release/unilip demo $(if $(THREADS),--threads $(THREADS),)
 
-test: deps
+serve: release
+	.build/release/unilip serve $(if $(THREADS),--threads $(THREADS),)
+
+# Serial on purpose: both steps build with SwiftPM.
+test: swift-test
+	$(MAKE) --no-print-directory browser-test
+
+swift-test: deps
 	$(SWIFT) test
+
+# The page driven in headless Chromium through all four features (screenshot: out/serve.png),
+# then 50 concurrent job posts against a queue of 4. Installs Chromium, its driver and Selenium
+# when missing.
+browser-test: build
+	@scripts/install-browser-deps.sh
+	python3 Tests/Browser/test_page.py --screenshot out/serve.png
+	python3 Tests/Browser/load_test.py --posts 50 --max-queue 4
 
 # Our timings next to PyTorch CPU's on the same work; writes docs/PERFORMANCE.md.
 bench: release

@@ -18,11 +18,13 @@ let package = Package(
         .library(name: "UniLIPModels", targets: ["UniLIPModels"]),
         .library(name: "ShapesWorld", targets: ["ShapesWorld"]),
         .library(name: "UniLIPPipelines", targets: ["UniLIPPipelines"]),
+        .library(name: "UniLIPServer", targets: ["UniLIPServer"]),
         .executable(name: "unilip", targets: ["unilip"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
@@ -41,10 +43,19 @@ let package = Package(
                 dependencies: ["UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPText", "UniLIPModels", "ShapesWorld"],
                 swiftSettings: optimized),
         .target(name: "ShapesWorld", dependencies: ["UniLIPCore", "UniLIPIO"], swiftSettings: optimized),
+        // The web server: routes, job queue, limits and the embedded page; the CLI only starts it.
+        .target(name: "UniLIPServer",
+                dependencies: [
+                    "UniLIPCore", "UniLIPIO", "UniLIPModels", "UniLIPPipelines", "ShapesWorld",
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "Logging", package: "swift-log"),
+                ],
+                swiftSettings: optimized),
         .executableTarget(
             name: "unilip",
             dependencies: [
                 "UniLIPCore", "UniLIPNN", "UniLIPIO", "UniLIPText", "UniLIPModels", "UniLIPPipelines", "ShapesWorld",
+                "UniLIPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -65,6 +76,10 @@ let package = Package(
         .testTarget(name: "UniLIPPipelinesTests",
                     dependencies: ["UniLIPPipelines", "UniLIPModels", "UniLIPText", "ShapesWorld", "UniLIPCore",
                                    "UniLIPNN", "UniLIPIO", "UniLIPTestSupport"],
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "UniLIPServerTests",
+                    dependencies: ["UniLIPServer", "UniLIPIO", "UniLIPCore", "ShapesWorld",
+                                   .product(name: "HummingbirdTesting", package: "hummingbird")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ShapesWorldTests", dependencies: ["ShapesWorld", "UniLIPCore", "UniLIPIO"],
                     swiftSettings: [.swiftLanguageMode(.v5)]),

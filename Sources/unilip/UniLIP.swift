@@ -3,14 +3,14 @@ import Logging
 import UniLIPCore
 
 @main
-struct UniLIPCommand: ParsableCommand {
+struct UniLIPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unilip",
         abstract: "UniLIP on the CPU: one CLIP-style encoder for understanding, reconstruction, generation and editing.",
         subcommands: [DemoCommand.self, AskCommand.self, DescribeCommand.self, ReconstructCommand.self, EvalCommand.self, TrainCommand.self, WorldCommand.self,
                       ReportCommand.self,
                       WeightsCommand.self, BenchCommand.self,
-                      GenerateCommand.self, EditCommand.self])
+                      GenerateCommand.self, EditCommand.self, ServeCommand.self])
 
 }
 
