@@ -63,6 +63,15 @@ public final class UnderstandingPipeline {
         self.directory = directory
     }
 
+    /// A pipeline over a loaded model (for example the understanding view of a published UniLIP folder).
+    public init(model: InternVLChatModel, tokenizer: Tokenizer, template: ChatTemplate, directory: String = "<memory>") {
+        model.eval()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.template = template
+        self.directory = directory
+    }
+
     /// Pixels [1, 3, S, S] for an image, resized to the model's input size when it differs.
     public func pixels(_ image: Image) -> Tensor {
         let size = model.config.forceImageSize

@@ -1,0 +1,168 @@
+import Foundation
+import ShapesWorld
+import UniLIPCore
+import UniLIPIO
+import UniLIPModels
+import UniLIPNN
+import UniLIPPipelines
+import UniLIPText
+import XCTest
+
+/// Random-weight checkpoints in the published UniLIP layout at micro size: 16 px images,
+/// 4 px patches (2×2 latents of 32 channels), a 24-wide LLM, 4 queries, a one-layer DiT and a
+/// ×8 decoder.
+enum MicroOfficial {
+    static let vision = InternViTConfig(patchSize: 4, imageSize: 16, qkvBias: true, hiddenSize: 16, numAttentionHeads: 2,
+                                        intermediateSize: 32, qkNormalization: false, numHiddenLayers: 2,
+                                        normType: "layer_norm", initializerFactor: 1, useFlashAttn: false)
+    static let decoder = DCAEDecoderConfig(latentChannels: 32, attentionHeadDim: 8,
+                                           blockTypes: [.resBlock, .resBlock, .efficientViT, .efficientViT],
+                                           blockOutChannels: [8, 16, 32, 32], layersPerBlock: [1, 1, 1, 1],
+                                           qkvMultiscales: [[], [], [5], [5]])
+    static let dit = SanaConfig(inChannels: 32, outChannels: 32, numAttentionHeads: 2, attentionHeadDim: 8, numLayers: 1,
+                                numCrossAttentionHeads: 2, crossAttentionHeadDim: 8, crossAttentionDim: 16,
+                                captionChannels: 16, sampleSize: 2)
+
+    static func tokenizer() throws -> Tokenizer {
+        let corpus = InternVLTinyRecipe.tokenizerCorpus(world: ShapesWorld(seed: 0), scenes: 30)
+        return try BPETrainer.train(texts: corpus, vocabSize: 300)
+    }
+
+    static func config(vocabSize: Int) -> UniLIPOfficialConfig {
+        let llm = Qwen2Config(vocabSize: vocabSize, hiddenSize: 24, intermediateSize: 32, numHiddenLayers: 2,
+                              numAttentionHeads: 2, numKeyValueHeads: 1)
+        return UniLIPOfficialConfig(vision: vision, text: llm, numQueries: 4, connectLayers: 1, unilipFactor: 1.5,
+                                    dit: dit, decoder: decoder, scheduler: OfficialSchedulerConfig())
+    }
+
+    /// Names in the older transformers layout.
+    static func legacyName(_ name: String) -> String {
+        for (from, to) in [("model.vision_tower.", "vision_tower."), ("model.multi_modal_projector.", "multi_modal_projector."),
+                           ("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head.")]
+        where name.hasPrefix(from) {
+            return to + name.dropFirst(from.count)
+        }
+        return name
+    }
+
+    /// Writes config.json, tokenizer.json and BF16 weights (one file, or `shards` files with an
+    /// index) of a random model to `directory`.
+    @discardableResult
+    static func write(to directory: String, seed: UInt64 = 7, shards: Int = 1, legacy: Bool = false) throws -> UniLIPOfficialConfig {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        let tokenizer = try tokenizer()
+        let config = config(vocabSize: tokenizer.vocabSize)
+        var rng = RandomGenerator(seed: seed)
+        let modules = try UniLIPOfficialModules(config, rng: &rng)
+        var tensors: [String: Tensor] = [:]
+        for (name, t) in modules.namedTensors() { tensors[legacy ? legacyName(name) : name] = t }
+        if shards == 1 {
+            try SafetensorsWriter.write(tensors, to: path("model.safetensors"), dtype: .bf16)
+        } else {
+            let names = tensors.keys.sorted()
+            var weightMap: [String: String] = [:]
+            for s in 0..<shards {
+                let file = String(format: "model-%05d-of-%05d.safetensors", s + 1, shards)
+                let part = names.enumerated().filter { $0.offset % shards == s }.map(\.element)
+                try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: part.map { ($0, tensors[$0]!) }),
+                                            to: path(file), dtype: .bf16)
+                for n in part { weightMap[n] = file }
+            }
+            let index = try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": weightMap], options: [.sortedKeys])
+            try index.write(to: URL(fileURLWithPath: path("model.safetensors.index.json")))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(config).write(to: URL(fileURLWithPath: path("config.json")))
+        try tokenizer.jsonData().write(to: URL(fileURLWithPath: path("tokenizer.json")))
+        return config
+    }
+
+    static func temporaryDirectory(_ label: String) -> String {
+        let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("unilip-official-\(label)-\(UUID().uuidString)")
+        return dir
+    }
+}
+
+final class OfficialModelTests: XCTestCase {
+    var directories: [String] = []
+
+    override func tearDown() {
+        for d in directories { try? FileManager.default.removeItem(atPath: d) }
+        directories = []
+    }
+
+    func folder(_ label: String, shards: Int = 1, legacy: Bool = false) throws -> String {
+        let dir = MicroOfficial.temporaryDirectory(label)
+        directories.append(dir)
+        try MicroOfficial.write(to: dir, shards: shards, legacy: legacy)
+        return dir
+    }
+
+    static let allStored = OfficialLoadOptions(keepStored: true, minimumStoredElements: 1)
+    static let allFloat = OfficialLoadOptions(keepStored: false)
+
+    /// Outputs of the four tasks on fixed inputs: understanding logits, a reconstruction, a
+    /// generated and an edited image.
+    func outputs(_ model: UniLIPOfficialModel) throws -> [String: Tensor] {
+        let world = ShapesWorld(seed: 0)
+        let image = world.image(world.sample(.test, 0).scene)
+        var out: [String: Tensor] = [:]
+        let understanding = model.understandingPipeline()
+        let pixels = understanding.pixels(image)
+        let ids = model.template.prompt("What is in the image?", imageTokens: model.chat.config.imageTokens)
+        out["logits"] = withNoGrad {
+            let e = model.chat.inputEmbeddings(ids: ids, batch: 1, imageTokens: model.chat.imageTokens(pixels),
+                                               contextID: model.template.imgContext)
+            return model.chat.language(embeddings: e).logits
+        }
+        out["reconstruction"] = model.reconstructionPipeline().reconstruct(unit: image.rgb().resized(width: 16, height: 16, filter: .bicubic).tensor())
+        let generation = try model.generationPipeline()
+        let options = ImageGenerationOptions(steps: 3, seed: 5)
+        out["generate"] = try generation.generate(["a red circle"], options: options)[0].tensor()
+        out["edit"] = try generation.edit([image], instructions: ["make it blue"], options: options)[0].tensor()
+        return out
+    }
+
+    func testLoadsStrictlyWithOneSetOfSharedTensors() throws {
+        let dir = try folder("strict")
+        let model = try UniLIPOfficialModel(directory: dir, options: Self.allStored)
+        XCTAssertTrue(UniLIPOfficialModel.isOfficialFolder(dir))
+        XCTAssertTrue(model.report.isClean, "\(model.report)")
+        let file = try SafetensorsFile(path: (dir as NSString).appendingPathComponent("model.safetensors"))
+        XCTAssertEqual(model.report.loaded.count, file.entries.count, "every checkpoint tensor is used")
+        XCTAssertTrue(model.chat.vision === model.autoencoder.encoder)
+        XCTAssertTrue(model.chat.projector === model.autoencoder.mlp1)
+        let generation = try model.generationModel()
+        XCTAssertTrue(generation.mllm.language === model.chat.language)
+        XCTAssertTrue(generation.autoencoder === model.autoencoder)
+        let stored = model.modules.namedTensors().filter { !$0.1.isResident }
+        XCTAssertFalse(stored.isEmpty)
+        XCTAssertTrue(stored.allSatisfy { $0.0.hasSuffix(".weight") && $0.1.stored?.dtype == .bf16 })
+        XCTAssertTrue(model.modules.namedTensors().allSatisfy { !$0.1.requiresGrad })
+    }
+
+    func testStoredWeightsMatchFloat32Weights() throws {
+        let dir = try folder("stored")
+        let stored = try outputs(try UniLIPOfficialModel(directory: dir, options: Self.allStored))
+        let float = try outputs(try UniLIPOfficialModel(directory: dir, options: Self.allFloat))
+        for (name, a) in stored {
+            guard let b = float[name] else { return XCTFail("no \(name)") }
+            XCTAssertEqual(a.shape, b.shape, name)
+            XCTAssertLessThanOrEqual(zip(a.scalars, b.scalars).map { abs($0 - $1) }.max() ?? 0, 1e-4, name)
+        }
+        XCTAssertEqual(stored["generate"]?.shape, [1, 3, 16, 16])
+        XCTAssertEqual(stored["logits"]?.shape.first, 1)
+    }
+
+    func testLegacyAndShardedLayoutsLoadTheSameModel() throws {
+        let base = try outputs(try UniLIPOfficialModel(directory: try folder("base")))
+        for (label, dir) in [("legacy", try folder("legacy", legacy: true)), ("sharded", try folder("sharded", shards: 3))] {
+            let model = try UniLIPOfficialModel(directory: dir)
+            XCTAssertTrue(model.report.isClean, label)
+            let out = try outputs(model)
+            for (name, a) in base { XCTAssertEqual(out[name]?.scalars, a.scalars, "\(label) \(name)") }
+        }
+    }
+}
