@@ -6,11 +6,15 @@ import UniLIPIO
 import UniLIPPipelines
 
 struct ModelOption: ParsableArguments {
-    @Option(help: "Model folder (default: the shipped Models/internvl-tiny).")
+    @Option(help: "Model folder: an InternVL folder of ours or a published UniLIP folder (UniLIP-1B/3B) (default: the shipped Models/internvl-tiny).")
     var model: String?
 
     func pipeline() throws -> UnderstandingPipeline {
-        try UnderstandingPipeline(directory: try ModelLocator.locate("internvl-tiny", explicit: model))
+        let directory = try ModelLocator.locate("internvl-tiny", explicit: model)
+        if UniLIPOfficialModel.isOfficialFolder(directory) {
+            return try UniLIPOfficialModel(directory: directory).understandingPipeline()
+        }
+        return try UnderstandingPipeline(directory: directory)
     }
 }
 

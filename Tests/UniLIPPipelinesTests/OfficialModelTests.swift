@@ -166,3 +166,140 @@ final class OfficialModelTests: XCTestCase {
         }
     }
 }
+
+/// Corrupted copies of a micro checkpoint: each must fail with an error naming the file and
+/// the tensor or field.
+final class OfficialModelBadInputTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        if !directory.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
+        directory = MicroOfficial.temporaryDirectory("bad")
+        try MicroOfficial.write(to: directory)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+
+    func loadError() -> String {
+        do {
+            _ = try UniLIPOfficialModel(directory: directory)
+            return "loaded"
+        } catch {
+            if ProcessInfo.processInfo.environment["UNILIP_SHOW_ERRORS"] != nil { print("ERROR:", error) }
+            return "\(error)"
+        }
+    }
+
+    /// Rewrites model.safetensors with `name` stored as `dtype` (F64 or I64: values cast).
+    func rewrite(_ name: String, as dtype: String) throws {
+        let file = try SafetensorsFile(path: path("model.safetensors"))
+        var tensors: [(String, String, [Int], Data)] = []
+        for n in file.names {
+            let t = try file.tensor(n)
+            if n == name {
+                var data = Data()
+                for v in t.scalars {
+                    if dtype == "F64" { withUnsafeBytes(of: Double(v).bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+                    else { withUnsafeBytes(of: Int64(v * 100).littleEndian) { data.append(contentsOf: $0) } }
+                }
+                tensors.append((n, dtype, t.shape, data))
+            } else {
+                let (_, raw) = try file.rawBytes(n)
+                tensors.append((n, file.entries[n]?.dtypeName ?? "", t.shape, Data(raw)))
+            }
+        }
+        var header: [String: Any] = [:]
+        var offset = 0
+        for (n, d, shape, data) in tensors {
+            header[n] = ["dtype": d, "shape": shape, "data_offsets": [offset, offset + data.count]]
+            offset += data.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(json)
+        for (_, _, _, data) in tensors { out.append(data) }
+        try out.write(to: URL(fileURLWithPath: path("model.safetensors")))
+    }
+
+    func editConfig(_ change: (inout [String: Any]) -> Void) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path("config.json")))
+        guard var object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { return XCTFail("config") }
+        change(&object)
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path("config.json")))
+    }
+
+    func testIntegerAndDoubleTensorsAreRejectedByName() throws {
+        for dtype in ["I64", "F64"] {
+            try setUpWithError()
+            let name = "model.language_model.layers.0.mlp.up_proj.weight"
+            try rewrite(name, as: dtype)
+            let message = loadError()
+            XCTAssertTrue(message.contains(path("model.safetensors")), message)
+            XCTAssertTrue(message.contains(name) && message.contains("stored as \(dtype)"), message)
+        }
+    }
+
+    func testTruncatedFileNamesTheFileAndTheTensor() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path("model.safetensors")))
+        try data.prefix(data.count - 100).write(to: URL(fileURLWithPath: path("model.safetensors")))
+        let message = loadError()
+        XCTAssertTrue(message.contains(path("model.safetensors")) && message.contains("truncated"), message)
+        XCTAssertTrue(message.contains("tensor '"), message)
+    }
+
+    func testMissingShardNamesTheShardAndItsTensors() throws {
+        try FileManager.default.removeItem(atPath: directory)
+        try MicroOfficial.write(to: directory, shards: 2)
+        try FileManager.default.removeItem(atPath: path("model-00002-of-00002.safetensors"))
+        let message = loadError()
+        XCTAssertTrue(message.contains("model.safetensors.index.json") && message.contains("model-00002-of-00002.safetensors")
+                      && message.contains("is missing"), message)
+        XCTAssertTrue(message.contains("model."), "the tensors it should hold: \(message)")
+    }
+
+    func testMissingConfigAndTokenizer() throws {
+        try FileManager.default.removeItem(atPath: path("tokenizer.json"))
+        var message = loadError()
+        XCTAssertTrue(message.contains("no tokenizer.json"), message)
+        try FileManager.default.removeItem(atPath: path("config.json"))
+        message = loadError()
+        XCTAssertTrue(message.contains("no config.json"), message)
+        XCTAssertFalse(UniLIPOfficialModel.isOfficialFolder(directory))
+    }
+
+    func testMalformedConfigFieldsAreNamed() throws {
+        try editConfig { c in
+            var text = c["text_config"] as? [String: Any] ?? [:]
+            text["hidden_size"] = "wide"
+            c["text_config"] = text
+        }
+        var message = loadError()
+        XCTAssertTrue(message.contains("config.json") && message.contains("field 'text_config.hidden_size'"), message)
+        try setUpWithError()
+        try editConfig { $0.removeValue(forKey: "unilip_factor") }
+        message = loadError()
+        XCTAssertTrue(message.contains("field 'unilip_factor' is missing"), message)
+        try setUpWithError()
+        try editConfig { $0["downsample_ratio"] = 0.25 }
+        message = loadError()
+        XCTAssertTrue(message.contains("config.json") && message.contains("downsample_ratio"), message)
+        try setUpWithError()
+        try FileManager.default.createFile(atPath: path("config.json"), contents: Data("{\"model_type\": ".utf8))
+        message = loadError()
+        XCTAssertTrue(message.contains("config.json") && message.contains("not valid JSON"), message)
+    }
+
+    func testWrongShapesAndStrayTensorsAreListed() throws {
+        try editConfig { $0["n_query"] = 5 }
+        var message = loadError()
+        XCTAssertTrue(message.contains("wrong shape: model.latent_queries") && message.contains("[1, 5, 24]"), message)
+        try setUpWithError()
+        try editConfig { $0["connect_layer"] = 2 }
+        message = loadError()
+        XCTAssertTrue(message.contains("missing:     model.llm_connector.layers.1."), message)
+    }
+}
