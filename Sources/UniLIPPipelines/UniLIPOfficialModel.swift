@@ -24,6 +24,11 @@ public struct OfficialLoadOptions: Sendable, Equatable {
         self.keepStored = keepStored
         self.minimumStoredElements = minimumStoredElements
     }
+
+    /// The defaults, with `UNILIP_STORED_WEIGHTS=0` converting everything to Float32 at load.
+    public static func fromEnvironment() -> OfficialLoadOptions {
+        OfficialLoadOptions(keepStored: ProcessInfo.processInfo.environment["UNILIP_STORED_WEIGHTS"] != "0")
+    }
 }
 
 /// A published UniLIP folder (`kanashi6/UniLIP-1B`, `-3B`, as `save_pretrained` writes
@@ -70,6 +75,11 @@ public final class UniLIPOfficialModel {
         guard FileManager.default.fileExists(atPath: file) else {
             throw OfficialModelError("\(directory): no \(configFile) — not a UniLIP model folder")
         }
+        return try config(file: file)
+    }
+
+    /// A config.json file in the published layout, validated.
+    public static func config(file: String) throws -> UniLIPOfficialConfig {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw OfficialModelError("\(file): cannot read")
         }
@@ -85,7 +95,7 @@ public final class UniLIPOfficialModel {
         return config
     }
 
-    public init(directory: String, options: OfficialLoadOptions = OfficialLoadOptions()) throws {
+    public init(directory: String, options: OfficialLoadOptions = .fromEnvironment()) throws {
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         let config = try Self.config(in: directory)
         let tokenizerPath = path(Self.tokenizerFile)
