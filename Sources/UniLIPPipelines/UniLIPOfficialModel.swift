@@ -129,8 +129,12 @@ public final class UniLIPOfficialModel {
     public var autoencoder: UniLIPAutoencoder { modules.autoencoder }
     public var generator: UniLIPGenerator { modules.generator }
 
-    public func understandingPipeline() -> UnderstandingPipeline {
-        UnderstandingPipeline(model: chat, tokenizer: tokenizer, template: template, directory: directory)
+    /// Understanding with InternVL's dynamic tiling (`maxTiles` tiles + thumbnail; 1 or nil:
+    /// one resized image).
+    public func understandingPipeline(maxTiles: Int? = 12) -> UnderstandingPipeline {
+        let pipeline = UnderstandingPipeline(model: chat, tokenizer: tokenizer, template: template, directory: directory)
+        pipeline.maxTiles = maxTiles
+        return pipeline
     }
 
     public func reconstructionPipeline() -> ReconstructionPipeline {

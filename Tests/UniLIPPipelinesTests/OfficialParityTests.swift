@@ -202,3 +202,23 @@ final class OfficialParityTests: XCTestCase {
         XCTAssertNoThrow(try pipeline.ask(input, question))
     }
 }
+
+final class OfficialTilingTests: XCTestCase {
+    func testTilingFeedsEveryTileAndReducesToThePlainPathForOneTile() throws {
+        let model = try UniLIPOfficialModel(directory: OfficialParityTests.fixtureDirectory)
+        let ref = try SafetensorsFile(path: (OfficialParityTests.fixtureDirectory as NSString).appendingPathComponent("reference.safetensors"))
+        let t = try ref.tensor("understand.image_u8")
+        let square = Image(width: t.shape[1], height: t.shape[0], channels: 3, pixels: t.scalars.map { UInt8($0) })
+        let tiled = model.understandingPipeline(maxTiles: 12), plain = model.understandingPipeline(maxTiles: nil)
+        var options = UnderstandingOptions()
+        options.maxNewTokens = 6
+        // A square image at the tile size is one tile without a thumbnail: the same answer.
+        XCTAssertEqual(tiled.tilePixels(square).shape[0], 1)
+        XCTAssertEqual(try tiled.ask(square, "What color is the circle?", options: options),
+                       try plain.ask(square, "What color is the circle?", options: options))
+        // A 2:1 image is two tiles and a thumbnail.
+        let wide = square.resized(width: 2 * square.width, height: square.height, filter: .bicubic)
+        XCTAssertEqual(tiled.tilePixels(wide).shape, [3, 3, square.height, square.width])
+        XCTAssertNoThrow(try tiled.ask(wide, "What color is the circle?", options: options))
+    }
+}
