@@ -108,6 +108,9 @@ public final class UniLIPOfficialModel {
             throw OfficialModelError("\(tokenizerPath): \(tokenizer.vocabSize) tokens but text_config.vocab_size is \(config.textConfig.vocabSize)")
         }
         do { template = try ChatTemplate(tokenizer: tokenizer) } catch { throw OfficialModelError("\(tokenizerPath): \(error)") }
+        if let id = config.imageTokenId, id != template.imgContext {
+            throw OfficialModelError("\(path(Self.configFile)): image_token_id is \(id) but \(Self.tokenizerFile) has <IMG_CONTEXT> = \(template.imgContext)")
+        }
         let checkpoint = try Checkpoint(path: directory)
         var rng = RandomGenerator.unfilled
         let modules = try UniLIPOfficialModules(config, rng: &rng)
@@ -157,6 +160,11 @@ public final class UniLIPOfficialModel {
         guard let config = UniLIPOfficialConfig.preset(named: preset) else {
             throw OfficialModelError("unknown preset '\(preset)' (unilip-1b or unilip-3b)")
         }
+        return try autoencoder(checkpoint: path, config: config)
+    }
+
+    /// `autoencoder(checkpoint:preset:)` for the architecture of any published-layout config.
+    public static func autoencoder(checkpoint path: String, config: UniLIPOfficialConfig) throws -> UniLIPAutoencoder {
         var rng = RandomGenerator.unfilled
         let model = UniLIPAutoencoder(try config.autoencoder(), rng: &rng)
         _ = try Checkpoint.load(path, into: model.namedTensors())

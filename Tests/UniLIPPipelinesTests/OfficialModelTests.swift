@@ -303,3 +303,25 @@ final class OfficialModelBadInputTests: XCTestCase {
         XCTAssertTrue(message.contains("missing:     model.llm_connector.layers.1."), message)
     }
 }
+
+final class OfficialAutoencoderCheckpointTests: XCTestCase {
+    /// The autoencoder-only layout (`encoder.*`, `mlp1.*`, `down_blocks.*`, `down_mlp.*`,
+    /// `decoder.*`, as in 1b_unilip.pth) loads into the architecture of a config and reconstructs
+    /// as the full folder's autoencoder does.
+    func testAutoencoderOnlyCheckpointMatchesTheFullFolder() throws {
+        let dir = MicroOfficial.temporaryDirectory("ae")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = try MicroOfficial.write(to: dir)
+        let full = try UniLIPOfficialModel(directory: dir)
+        let file = (dir as NSString).appendingPathComponent("autoencoder.safetensors")
+        try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: full.autoencoder.namedTensors().map { ($0.0, $0.1.decoded()) }),
+                                    to: file, dtype: .bf16)
+        let alone = try UniLIPOfficialModel.autoencoder(checkpoint: file, config: config)
+        let pixels = Tensor.uniform([1, 3, 16, 16], 0, 1, rng: &rng)
+        XCTAssertEqual(ReconstructionPipeline(model: alone).reconstruct(unit: pixels).scalars,
+                       full.reconstructionPipeline().reconstruct(unit: pixels).scalars)
+        XCTAssertThrowsError(try UniLIPOfficialModel.autoencoder(checkpoint: file, preset: "unilip-2b"))
+    }
+
+    var rng = RandomGenerator(seed: 3)
+}
