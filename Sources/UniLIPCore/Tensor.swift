@@ -35,7 +35,13 @@ public final class Tensor: @unchecked Sendable {
     /// `store(_:)`); the tensor then has no Float32 storage and ops decode it per use.
     public private(set) var stored: StoredValues?
     /// When true, ops on this tensor are recorded and `backward()` fills `grad`.
-    public var requiresGrad: Bool
+    public var requiresGrad: Bool {
+        didSet {
+            if requiresGrad && stored != nil {
+                preconditionFailure("tensor \(shape) holds stored values, which are frozen: it cannot take gradients")
+            }
+        }
+    }
     /// Accumulated gradient of a leaf tensor after `backward()`.
     public var grad: Tensor?
     /// The op that produced this tensor, while its graph is alive.
