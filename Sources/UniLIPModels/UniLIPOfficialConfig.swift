@@ -204,15 +204,21 @@ public struct UniLIPOfficialConfig: Codable, Sendable, Equatable {
 
     public func vision() throws -> InternViTConfig { try visionConfig.internViT() }
 
-    /// The DiT: `dit_config`, or the SANA preset of the LLM width.
+    /// The DiT: `dit_config` (read as current diffusers does), or the SANA preset of the LLM
+    /// width. The presets add SANA's sin-cos position embedding: UniLIP pins diffusers 0.32.2
+    /// (requirements.txt), which adds it whenever `interpolation_scale` is null, so the
+    /// published DiTs were trained and sampled with it.
     public func dit() throws -> SanaConfig {
         if let ditConfig { return ditConfig }
+        var preset: SanaConfig
         switch textConfig.hiddenSize {
-        case 896: return .sana600M
-        case 1536: return .sana1600M
+        case 896: preset = .sana600M
+        case 1536: preset = .sana1600M
         default:
             throw ModelConfigError("no dit_config and no SANA preset for LLM width \(textConfig.hiddenSize) (presets: 896 → SANA-0.6B, 1536 → SANA-1.6B)")
         }
+        preset.legacyDefaultPositionEmbedding = true
+        return preset
     }
 
     /// The pixel decoder: `vae_decoder_config`, or DC-AE f32c32.

@@ -325,3 +325,48 @@ final class OfficialAutoencoderCheckpointTests: XCTestCase {
 
     var rng = RandomGenerator(seed: 3)
 }
+
+final class OfficialConfigTests: XCTestCase {
+    func testPresetsResolveThePublishedArchitectures() throws {
+        let one = UniLIPOfficialConfig.unilip1B, three = UniLIPOfficialConfig.unilip3B
+        XCTAssertNoThrow(try one.validate())
+        XCTAssertNoThrow(try three.validate())
+        XCTAssertEqual(try one.dit().numLayers, 28)
+        XCTAssertEqual(try three.dit().numLayers, 20)
+        XCTAssertTrue(try one.dit().legacyDefaultPositionEmbedding, "diffusers 0.32.2 adds the sin-cos embedding")
+        XCTAssertEqual(one.decoder, .f32c32)
+        XCTAssertEqual(try one.chat().imageTokens, 256)
+        XCTAssertEqual(try three.autoencoder().llmHiddenSize, 1536)
+        XCTAssertEqual(one.scheduler.flowShift, 3)
+        XCTAssertEqual(UniLIPOfficialConfig.preset(named: "UniLIP-3B"), three)
+        // A config with its own dit_config keeps current diffusers' reading (no embedding when null).
+        var custom = one
+        custom.ditConfig = .sana600M
+        XCTAssertFalse(try custom.dit().legacyDefaultPositionEmbedding)
+        // Round trip through config.json.
+        let data = try JSONEncoder().encode(three)
+        XCTAssertEqual(try JSONDecoder().decode(UniLIPOfficialConfig.self, from: data), three)
+    }
+
+    func testPublishedConfigJSONWithUnknownKeys() throws {
+        let json = """
+        {"architectures": ["UniLIP_InternVLForCausalLM"], "model_type": "unilip_internvl", "downsample_ratio": 0.5,
+         "image_token_id": 151667, "vision_feature_layer": -1, "mllm_path": "x", "dit_path": "y", "vae_path": "z",
+         "n_query": 256, "connect_layer": 6, "unilip_factor": 10.6, "torch_dtype": "bfloat16", "something_new": [1, 2],
+         "vision_config": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
+           "image_size": [448, 448], "patch_size": [14, 14], "layer_norm_eps": 1e-06, "norm_type": "layer_norm",
+           "attention_bias": true, "use_qk_norm": false, "hidden_act": "gelu", "layer_scale_init_value": 0.1, "model_type": "internvl_vision"},
+         "text_config": {"hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+           "num_key_value_heads": 2, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "vocab_size": 151674,
+           "max_position_embeddings": 32768, "tie_word_embeddings": false, "hidden_act": "silu", "rope_scaling": null}}
+        """
+        let config = try JSONDecoder().decode(UniLIPOfficialConfig.self, from: Data(json.utf8))
+        XCTAssertNoThrow(try config.validate())
+        var vit = InternViTConfig.internViT300M
+        vit.useFlashAttn = false
+        XCTAssertEqual(try config.vision(), vit)
+        XCTAssertEqual(config.textConfig.hiddenSize, UniLIPOfficialConfig.unilip1B.textConfig.hiddenSize)
+        XCTAssertEqual(try config.generator().latentScale, 10.6)
+        XCTAssertEqual(config.imageTokenId, 151667)
+    }
+}
