@@ -4,6 +4,17 @@ import Foundation
 /// sequence on every run and machine.
 public struct RandomGenerator: Sendable {
     private var s: (UInt64, UInt64, UInt64, UInt64)
+    /// False for `unfilled`: the random tensor constructors then return uninitialised tensors.
+    public private(set) var fillsValues = true
+
+    /// A generator for building modules whose every parameter a checkpoint will replace:
+    /// `Tensor.uniform`, `normal` and `truncatedNormal` skip drawing and leave the memory
+    /// untouched (so never resident until written).
+    public static var unfilled: RandomGenerator {
+        var g = RandomGenerator(seed: 0)
+        g.fillsValues = false
+        return g
+    }
 
     public init(seed: UInt64) {
         var x = seed
@@ -114,6 +125,7 @@ extension Tensor {
     public static func uniform(_ shape: [Int], _ lo: Float = 0, _ hi: Float = 1,
                                rng: inout RandomGenerator, requiresGrad: Bool = false) -> Tensor {
         let t = Tensor(uninitialized: shape)
+        guard rng.fillsValues else { t.requiresGrad = requiresGrad; return t }
         for i in 0..<t.count { t.pointer[i] = rng.uniform(lo, hi) }
         t.requiresGrad = requiresGrad
         return t
@@ -122,6 +134,7 @@ extension Tensor {
     public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1,
                               rng: inout RandomGenerator, requiresGrad: Bool = false) -> Tensor {
         let t = Tensor(uninitialized: shape)
+        guard rng.fillsValues else { t.requiresGrad = requiresGrad; return t }
         for i in 0..<t.count { t.pointer[i] = mean + std * rng.normal() }
         t.requiresGrad = requiresGrad
         return t
@@ -130,6 +143,7 @@ extension Tensor {
     public static func truncatedNormal(_ shape: [Int], mean: Float = 0, std: Float = 1, a: Float = -2, b: Float = 2,
                                        rng: inout RandomGenerator, requiresGrad: Bool = false) -> Tensor {
         let t = Tensor(uninitialized: shape)
+        guard rng.fillsValues else { t.requiresGrad = requiresGrad; return t }
         for i in 0..<t.count { t.pointer[i] = rng.truncatedNormal(mean: mean, std: std, a: a, b: b) }
         t.requiresGrad = requiresGrad
         return t

@@ -30,9 +30,18 @@ public final class TensorStorage: @unchecked Sendable {
 /// write into `storage` in place, outside of any recorded graph.
 public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
-    public let storage: TensorStorage
+    private var residentStorage: TensorStorage
+    /// Set when the values stay in a compact stored dtype (frozen inference weights, see
+    /// `store(_:)`); the tensor then has no Float32 storage and ops decode it per use.
+    public private(set) var stored: StoredValues?
     /// When true, ops on this tensor are recorded and `backward()` fills `grad`.
-    public var requiresGrad: Bool
+    public var requiresGrad: Bool {
+        didSet {
+            if requiresGrad && stored != nil {
+                preconditionFailure("tensor \(shape) holds stored values, which are frozen: it cannot take gradients")
+            }
+        }
+    }
     /// Accumulated gradient of a leaf tensor after `backward()`.
     public var grad: Tensor?
     /// The op that produced this tensor, while its graph is alive.
@@ -42,8 +51,47 @@ public final class Tensor: @unchecked Sendable {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
         precondition(shape.reduce(1, *) <= storage.count, "shape \(shape) larger than storage")
         self.shape = shape
-        self.storage = storage
+        self.residentStorage = storage
         self.requiresGrad = requiresGrad
+    }
+
+    /// A tensor over stored values (decoded per use; never takes gradients).
+    public init(shape: [Int], stored: StoredValues) {
+        precondition(shape.allSatisfy { $0 >= 0 } && shape.reduce(1, *) == stored.count,
+                     "shape \(shape) does not hold \(stored.count) stored values")
+        self.shape = shape
+        residentStorage = TensorStorage(count: 0)
+        self.stored = stored
+        requiresGrad = false
+    }
+
+    /// The Float32 storage. Stored-value tensors have none: ops that accept them decode with
+    /// `decoded()` or `stored` (a missing call site fails here instead of reading garbage).
+    public var storage: TensorStorage {
+        if _slowPath(stored != nil) { storedAccessFailure() }
+        return residentStorage
+    }
+
+    private func storedAccessFailure() -> Never {
+        preconditionFailure("tensor \(shape) holds \(stored?.dtype.rawValue ?? "") stored values: decode it with decoded() first")
+    }
+
+    /// Keeps `values` instead of Float32 storage from now on, releasing the current storage; the
+    /// tensor object (and so every module holding it) stays the same. For frozen weights only.
+    public func store(_ values: StoredValues) {
+        precondition(values.count == count, "store: \(values.count) values into shape \(shape)")
+        precondition(!requiresGrad && gradFn == nil, "store: the tensor \(shape) takes gradients; freeze it first")
+        stored = values
+        residentStorage = TensorStorage(count: 0)
+    }
+
+    /// The values as resident Float32: this tensor, or for stored values a fresh decoded copy
+    /// (its buffer comes from and returns to the storage pool).
+    public func decoded() -> Tensor {
+        guard let stored else { return self }
+        let out = Tensor(uninitialized: shape)
+        stored.decode(0..<stored.count, into: out.residentStorage.pointer)
+        return out
     }
 
     /// An uninitialised tensor, for ops that write every element.
@@ -81,6 +129,8 @@ public final class Tensor: @unchecked Sendable {
     /// Row-major strides in elements.
     public var strides: [Int] { Shape.strides(shape) }
     public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+    /// True when the values are resident Float32 (not `stored`).
+    public var isResident: Bool { stored == nil }
     public var isScalar: Bool { count == 1 }
 
     /// The size of `axis`, which may be negative (counted from the end).
@@ -96,7 +146,10 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// Same data, no graph: gradients do not flow through the result.
-    public func detached() -> Tensor { Tensor(shape: shape, storage: storage) }
+    public func detached() -> Tensor {
+        if let stored { return Tensor(shape: shape, stored: stored) }
+        return Tensor(shape: shape, storage: residentStorage)
+    }
 
     /// A deep copy of the values with no graph.
     public func copy() -> Tensor {

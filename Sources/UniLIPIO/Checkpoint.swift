@@ -333,6 +333,36 @@ public final class Checkpoint: @unchecked Sendable {
         return report
     }
 
+    /// `load(into:options:)` for frozen inference weights: each loaded parameter that `keep`
+    /// accepts and whose stored dtype is F16 or BF16 is not converted but keeps the mapped
+    /// bytes (`Tensor.store`), decoded by the ops per use; the rest are converted to Float32 as
+    /// usual. The parameters must not take gradients. PyTorch checkpoints are always converted.
+    @discardableResult
+    public func load(into parameters: [(String, Tensor)], options: LoadOptions = .strict,
+                     keepingStored keep: (String, Tensor) -> Bool) throws -> LoadReport {
+        let report = try match(parameters, rules: options.rules)
+        guard report.isAcceptable(under: options) else {
+            throw CheckpointError.mismatch(path: path, report: report)
+        }
+        let loaded = Set(report.loaded)
+        for (name, parameter) in parameters where loaded.contains(name) {
+            let key = report.renamed[name] ?? name
+            if torch == nil, keep(name, parameter) {
+                let (file, entry) = try self.entry(key)
+                if let dtype = entry.dtype, dtype != .f32, entry.count > 0 {
+                    let (_, bytes) = try file.rawBytes(key)
+                    guard let base = bytes.baseAddress else {
+                        throw SafetensorsError(path: file.path, tensor: key, "no data")
+                    }
+                    parameter.store(StoredValues(dtype: dtype, bytes: base, count: entry.count, owner: file))
+                    continue
+                }
+            }
+            try read(key, into: parameter.pointer)
+        }
+        return report
+    }
+
     /// Opens `path` and loads it into `parameters`.
     @discardableResult
     public static func load(_ path: String, key: String? = nil, into parameters: [(String, Tensor)],

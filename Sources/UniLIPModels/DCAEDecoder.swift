@@ -192,7 +192,7 @@ public final class DCAEMultiscaleLinearAttention: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4, "EfficientViT attention: input must be [N, C, H, W], got \(x.shape)")
         let b = x.shape[0], h = x.shape[2], w = x.shape[3], n = h * w, d = headDim
-        let wqkv = Tensor.concat([toQ.weight, toK.weight, toV.weight], axis: 0)
+        let wqkv = Tensor.concat([toQ.weight.decoded(), toK.weight.decoded(), toV.weight.decoded()], axis: 0)
         let qkv = channelLinear(x, wqkv)
         var parts = [qkv]
         for branch in multiscale { parts.append(branch(qkv)) }

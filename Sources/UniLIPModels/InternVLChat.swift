@@ -77,12 +77,22 @@ public final class InternVLChatModel: Module {
     public let projector: InternVLProjector
     public let language: Qwen2ForCausalLM
 
-    public init(_ config: InternVLChatConfig, rng: inout RandomGenerator) {
+    public convenience init(_ config: InternVLChatConfig, rng: inout RandomGenerator) {
+        let vision = InternViT(config: config.visionConfig, rng: &rng)
+        let projector = InternVLProjector(visionHidden: config.visionConfig.hiddenSize,
+                                          llmHidden: config.llmConfig.hiddenSize, rng: &rng)
+        self.init(config, vision: vision, projector: projector, language: Qwen2ForCausalLM(config.llmConfig, rng: &rng))
+    }
+
+    /// A model over existing modules (not copied: modules shared with an autoencoder or a
+    /// generator stay one set of weights).
+    public init(_ config: InternVLChatConfig, vision: InternViT, projector: InternVLProjector, language: Qwen2ForCausalLM) {
+        precondition(vision.config == config.visionConfig && projector.llmHidden == config.llmConfig.hiddenSize
+                     && language.config == config.llmConfig, "InternVLChatModel: modules do not match the config")
         self.config = config
-        vision = InternViT(config: config.visionConfig, rng: &rng)
-        projector = InternVLProjector(visionHidden: config.visionConfig.hiddenSize,
-                                      llmHidden: config.llmConfig.hiddenSize, rng: &rng)
-        language = Qwen2ForCausalLM(config.llmConfig, rng: &rng)
+        self.vision = vision
+        self.projector = projector
+        self.language = language
         super.init()
         child("vision_model", vision)
         child("mlp1", projector)

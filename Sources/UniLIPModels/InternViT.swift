@@ -43,7 +43,7 @@ public final class PatchEmbedding: Module {
         let b = x.shape[0], h = x.shape[2] / p, w = x.shape[3] / p
         // [B, C, h, p, w, p] → [B, h, w, C, p, p]: each row is one patch in the kernel's layout.
         let patches = x.reshaped([b, c, h, p, w, p]).permuted([0, 2, 4, 1, 3, 5]).reshaped([b, h * w, c * p * p])
-        return patches.matmul(weight.reshaped([d, c * p * p]), transposeB: true) + bias
+        return patches.matmul(weight.decoded().reshaped([d, c * p * p]), transposeB: true) + bias
     }
 }
 
@@ -117,8 +117,9 @@ public final class InternAttention: Module, UnaryLayer {
         let b = x.shape[0], n = x.shape[1], c = x.shape[2], hd = c / heads
         // One GEMM per third of the fused weight lands each of q, k, v in its own tensor, so
         // only a [B, N, H, hd] → [B, H, N, hd] copy is needed (no split of a packed result).
+        let weight = qkv.weight.decoded()
         func project(_ i: Int) -> Tensor {
-            let w = qkv.weight.sliced(axis: 0, start: i * c, end: (i + 1) * c)
+            let w = weight.sliced(axis: 0, start: i * c, end: (i + 1) * c)
             var y = x.matmul(w, transposeB: true)
             if let bias = qkv.bias { y = y + bias.sliced(axis: 0, start: i * c, end: (i + 1) * c) }
             return y.reshaped([b, n, heads, hd]).transposed(1, 2)

@@ -134,7 +134,7 @@ public final class Qwen2Model: Module {
         var ls: [Qwen2DecoderLayer] = []
         for _ in 0..<(layerCount ?? config.numHiddenLayers) {
             let layer = Qwen2DecoderLayer(config, rng: &rng)
-            for (name, p) in layer.namedParameters() where name.hasSuffix("proj.weight") {
+            for (name, p) in layer.namedParameters() where name.hasSuffix("proj.weight") && rng.fillsValues {
                 p.assign(Tensor.normal(p.shape, std: 0.02, rng: &rng))
             }
             for (name, p) in layer.namedParameters() where name.hasSuffix("proj.bias") {
@@ -269,6 +269,7 @@ public final class Qwen2ForCausalLM: Module {
     /// Logits [..., vocab] for hidden states [..., D].
     public func logits(_ hidden: Tensor) -> Tensor {
         if let lmHead { return lmHead(hidden) }
+        if outputWeight.stored != nil { return hidden.linear(weight: outputWeight) }
         return hidden.reshaped([hidden.count / config.hiddenSize, config.hiddenSize])
             .matmul(outputWeight, transposeB: true)
             .reshaped(Array(hidden.shape.dropLast()) + [config.vocabSize])

@@ -42,6 +42,7 @@ public final class SanaConv2d: Module, UnaryLayer {
     /// A 1×1 convolution applied to token-major input [..., in] → [..., out] as a GEMM.
     public func pointwise(_ x: Tensor) -> Tensor {
         precondition(weight.shape[2] == 1 && weight.shape[3] == 1 && groups == 1, "pointwise needs a 1×1 conv")
+        if weight.stored != nil { return x.linear(weight: weight.reshaped([weight.shape[0], weight.shape[1]]), bias: bias) }
         let y = x.matmul(weight.reshaped([weight.shape[0], weight.shape[1]]), transposeB: true)
         guard let bias else { return y }
         return y + bias
@@ -283,7 +284,7 @@ public final class SanaGLUMBConv: Module {
         // Token-major throughout: the tokens already are the grid in channels-last layout.
         let expanded = conv_inverted.pointwise(x).silu()                        // [B, N, 2H]
         let mixed = SanaKernels.depthwiseConvChannelsLast(expanded.reshaped([b, height, width, 2 * hidden]),
-                                                          weight: conv_depth.weight, bias: conv_depth.bias)
+                                                          weight: conv_depth.weight.decoded(), bias: conv_depth.bias)
         let gated = SanaKernels.gatedSiLU(mixed.reshaped([b, n, 2 * hidden]))   // [B, N, H]
         return conv_point.pointwise(gated)
     }

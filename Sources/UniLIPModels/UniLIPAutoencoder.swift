@@ -65,14 +65,28 @@ public final class UniLIPAutoencoder: Module {
     public let latent: UniLIPLatent
     public let decoder: DCAEDecoder
 
-    public init(_ config: UniLIPAutoencoderConfig, rng: inout RandomGenerator) {
+    public convenience init(_ config: UniLIPAutoencoderConfig, rng: inout RandomGenerator) {
         do { try config.validate() } catch { preconditionFailure("UniLIPAutoencoder: \(error)") }
+        let encoder = InternViT(config: config.visionConfig, rng: &rng)
+        let mlp1 = InternVLProjector(visionHidden: config.visionConfig.hiddenSize, llmHidden: config.llmHiddenSize, rng: &rng)
+        let latent = UniLIPLatent(dim: config.llmHiddenSize, latentChannels: config.latentChannels,
+                                  blocks: config.downBlocks, rng: &rng)
+        self.init(config, encoder: encoder, mlp1: mlp1, latent: latent, decoder: DCAEDecoder(config: config.decoderConfig, rng: &rng))
+    }
+
+    /// An autoencoder over existing modules (shared, not copied: the encoder and `mlp1` may
+    /// also serve an MLLM).
+    public init(_ config: UniLIPAutoencoderConfig, encoder: InternViT, mlp1: InternVLProjector, latent: UniLIPLatent,
+                decoder: DCAEDecoder) {
+        do { try config.validate() } catch { preconditionFailure("UniLIPAutoencoder: \(error)") }
+        precondition(encoder.config == config.visionConfig && mlp1.llmHidden == config.llmHiddenSize
+                     && latent.dim == config.llmHiddenSize && latent.latentChannels == config.latentChannels
+                     && decoder.config == config.decoderConfig, "UniLIPAutoencoder: modules do not match the config")
         self.config = config
-        encoder = InternViT(config: config.visionConfig, rng: &rng)
-        mlp1 = InternVLProjector(visionHidden: config.visionConfig.hiddenSize, llmHidden: config.llmHiddenSize, rng: &rng)
-        latent = UniLIPLatent(dim: config.llmHiddenSize, latentChannels: config.latentChannels,
-                              blocks: config.downBlocks, rng: &rng)
-        decoder = DCAEDecoder(config: config.decoderConfig, rng: &rng)
+        self.encoder = encoder
+        self.mlp1 = mlp1
+        self.latent = latent
+        self.decoder = decoder
         super.init()
         child("encoder", encoder)
         child("mlp1", mlp1)

@@ -40,20 +40,21 @@ public final class GenerationPipeline {
     ///   `ImageGenerationError.cancelled`.
     /// - Throws: `GenerationPipelineError` for an empty or over-long prompt,
     ///   `ImageGenerationError.invalidOptions` for bad options.
+    /// - noise: starting latents [B, C, h, w] instead of those `options.seed` draws.
     public func generate(_ prompts: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
-                         progress: ((Int, Int) -> Bool)? = nil) throws -> [Image] {
+                         noise: Tensor? = nil, progress: ((Int, Int) -> Bool)? = nil) throws -> [Image] {
         try options.validate()
         try checkTexts(prompts, kind: "prompt")
         let t = model.template, n = model.generator.config.numQueries
         let cond = prompts.map { t.generationPrompt($0, queries: n) }
         let uncond = [[Int]](repeating: t.unconditionalGenerationPrompt(queries: n), count: prompts.count)
-        return try sample(cond: cond, uncond: uncond, reference: nil, options: options, progress: progress)
+        return try sample(cond: cond, uncond: uncond, reference: nil, options: options, noise: noise, progress: progress)
     }
 
     /// Edited images: image i changed by instruction i. Inputs of another size are resized
     /// (bicubic) to `imageSize`.
     public func edit(_ images: [Image], instructions: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
-                     progress: ((Int, Int) -> Bool)? = nil) throws -> [Image] {
+                     noise: Tensor? = nil, progress: ((Int, Int) -> Bool)? = nil) throws -> [Image] {
         try options.validate()
         guard images.count == instructions.count else {
             throw GenerationPipelineError("\(images.count) images for \(instructions.count) instructions: give one instruction per image")
@@ -62,7 +63,8 @@ public final class GenerationPipeline {
         let t = model.template, n = model.generator.config.numQueries, refs = model.referenceTokenCount
         let cond = instructions.map { t.editPrompt($0, referenceTokens: refs, queries: n) }
         let uncond = [[Int]](repeating: t.unconditionalEditPrompt(referenceTokens: refs, queries: n), count: images.count)
-        return try sample(cond: cond, uncond: uncond, reference: referencePixels(images), options: options, progress: progress)
+        return try sample(cond: cond, uncond: uncond, reference: referencePixels(images), options: options, noise: noise,
+                          progress: progress)
     }
 
     /// Normalised pixels [B, 3, S, S] of edit inputs, resized to the model's size.
@@ -95,8 +97,41 @@ public final class GenerationPipeline {
     }
 
     /// One LLM pass over [uncond; cond] (cond only without guidance), guided sampling, decoding.
-    func sample(cond: [[Int]], uncond: [[Int]], reference: Tensor?, options: ImageGenerationOptions,
+    func sample(cond: [[Int]], uncond: [[Int]], reference: Tensor?, options: ImageGenerationOptions, noise: Tensor?,
                 progress: ((Int, Int) -> Bool)?) throws -> [Image] {
+        let pixels = try sampleImages(cond: cond, uncond: uncond, reference: reference, options: options, noise: noise,
+                                      progress: progress).pixels
+        return (0..<cond.count).map { Image(tensor: pixels.sliced(axis: 0, start: $0, end: $0 + 1)) }
+    }
+
+    /// The sampled latents (the DiT's space, z · `unilip_factor`) and the images in [0, 1]
+    /// [B, 3, S, S] before quantisation, for text-to-image prompts.
+    public func generateTensors(_ prompts: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
+                                noise: Tensor? = nil) throws -> (latents: Tensor, pixels: Tensor) {
+        try options.validate()
+        try checkTexts(prompts, kind: "prompt")
+        let t = model.template, n = model.generator.config.numQueries
+        return try sampleImages(cond: prompts.map { t.generationPrompt($0, queries: n) },
+                                uncond: [[Int]](repeating: t.unconditionalGenerationPrompt(queries: n), count: prompts.count),
+                                reference: nil, options: options, noise: noise, progress: nil)
+    }
+
+    /// `generateTensors` for edits.
+    public func editTensors(_ images: [Image], instructions: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
+                            noise: Tensor? = nil) throws -> (latents: Tensor, pixels: Tensor) {
+        try options.validate()
+        guard images.count == instructions.count else {
+            throw GenerationPipelineError("\(images.count) images for \(instructions.count) instructions: give one instruction per image")
+        }
+        try checkTexts(instructions, kind: "instruction")
+        let t = model.template, n = model.generator.config.numQueries, refs = model.referenceTokenCount
+        return try sampleImages(cond: instructions.map { t.editPrompt($0, referenceTokens: refs, queries: n) },
+                                uncond: [[Int]](repeating: t.unconditionalEditPrompt(referenceTokens: refs, queries: n), count: images.count),
+                                reference: referencePixels(images), options: options, noise: noise, progress: nil)
+    }
+
+    func sampleImages(cond: [[Int]], uncond: [[Int]], reference: Tensor?, options: ImageGenerationOptions, noise: Tensor?,
+                      progress: ((Int, Int) -> Bool)?) throws -> (latents: Tensor, pixels: Tensor) {
         let b = cond.count
         let guided = options.guidanceScale != 1
         let rows = guided ? uncond + cond : cond
@@ -113,9 +148,8 @@ public final class GenerationPipeline {
         let sampler = GenerationSampler(generator: model.generator)
         let latents = try sampler.sample(conditional: guided ? both.rows(b..<(2 * b)) : both,
                                          unconditional: guided ? both.rows(0..<b) : nil,
-                                         options: o, progress: progress)
+                                         options: o, noise: noise, progress: progress)
         let size = imageSize
-        let pixels = sampler.decode(latents, decoder: model.autoencoder.decoder, size: (size, size))
-        return (0..<b).map { Image(tensor: pixels.sliced(axis: 0, start: $0, end: $0 + 1)) }
+        return (latents, sampler.decode(latents, decoder: model.autoencoder.decoder, size: (size, size)))
     }
 }

@@ -86,8 +86,9 @@ public struct GenerationSampler {
     ///   false stops sampling and throws `ImageGenerationError.cancelled`.
     /// - Throws: `ImageGenerationError.invalidOptions` for bad options or a missing or
     ///   mismatched unconditional batch, `.cancelled` on cancellation.
+    /// - noise: the starting latents [B, C, h, w]; nil draws them from `options.seed`.
     public func sample(conditional: GenerationConditioning, unconditional: GenerationConditioning?,
-                       options: ImageGenerationOptions = ImageGenerationOptions(),
+                       options: ImageGenerationOptions = ImageGenerationOptions(), noise: Tensor? = nil,
                        progress: ((Int, Int) -> Bool)? = nil) throws -> Tensor {
         try options.validate()
         let guided = options.guidanceScale != 1
@@ -110,7 +111,10 @@ public struct GenerationSampler {
             throw ImageGenerationError.invalidOptions("latent size \(shape[2])×\(shape[3]) is not a multiple of the DiT patch \(dit.patchSize)")
         }
         let scheduler = Self.scheduler(options, defaultShift: generator.config.flowShift)
-        var x = scheduler.initialNoise(shape, seed: options.seed)
+        if let noise, noise.shape != shape {
+            throw ImageGenerationError.invalidOptions("starting noise \(noise.shape) does not match the latents \(shape)")
+        }
+        var x = noise ?? scheduler.initialNoise(shape, seed: options.seed)
         scheduler.setTimesteps(options.steps)
         let timesteps = scheduler.timesteps
         try withNoGrad {

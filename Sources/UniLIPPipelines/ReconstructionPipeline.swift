@@ -39,8 +39,14 @@ public final class ReconstructionPipeline {
         }
         let rgb = image.rgb()
         let unit = rgb.tensor()
+        let stride = model.config.encoderStride
         let out = withNoGrad { () -> Tensor in
             let pixels = rgb.tensor(mean: Image.imagenetMean, std: Image.imagenetStd)
+            // Sides already multiples of the stride take the plain path (the reference's
+            // inference script: decode, resize with align_corners=False); others are padded.
+            if rgb.width % stride == 0 && rgb.height % stride == 0 {
+                return ((model.reconstruct(pixels).images + 1) * 0.5).clamped(0, 1)
+            }
             return ((model.reconstructAnySize(pixels) + 1) * 0.5).clamped(0, 1)
         }
         let ssim = image.width >= 11 && image.height >= 11 ? ImageMetrics.ssim(out, unit) : nil

@@ -32,6 +32,10 @@ public final class UnderstandingPipeline {
     public let tokenizer: Tokenizer
     public let template: ChatTemplate
     public let directory: String
+    /// Largest number of tiles an image is cut into (InternVL's dynamic preprocessing: tiles of
+    /// the model's input size plus a thumbnail, `imageTokens` tokens each); nil or 1 feeds each
+    /// image as one resized tile. InternVL3's chat uses 12.
+    public var maxTiles: Int?
 
     /// The validated config.json of an InternVL model folder.
     public static func config(in directory: String) throws -> InternVLChatConfig {
@@ -63,6 +67,15 @@ public final class UnderstandingPipeline {
         self.directory = directory
     }
 
+    /// A pipeline over a loaded model (for example the understanding view of a published UniLIP folder).
+    public init(model: InternVLChatModel, tokenizer: Tokenizer, template: ChatTemplate, directory: String = "<memory>") {
+        model.eval()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.template = template
+        self.directory = directory
+    }
+
     /// Pixels [1, 3, S, S] for an image, resized to the model's input size when it differs.
     public func pixels(_ image: Image) -> Tensor {
         let size = model.config.forceImageSize
@@ -72,15 +85,23 @@ public final class UnderstandingPipeline {
     }
 
     /// The prompt ids for a question, rejecting text that smuggles in special tokens.
-    func promptIDs(_ question: String, options: UnderstandingOptions) throws -> [Int] {
+    func promptIDs(_ question: String, options: UnderstandingOptions, tiles: Int = 1) throws -> [Int] {
         for added in tokenizer.addedTokens where question.contains(added.content) {
             throw UnderstandingError("the question contains the reserved token \(added.content)")
         }
-        let ids = template.prompt(question, imageTokens: model.config.imageTokens)
-        guard ids.count <= options.maxPromptTokens + model.config.imageTokens else {
-            throw UnderstandingError("the question is \(ids.count - model.config.imageTokens) tokens; the limit is \(options.maxPromptTokens)")
+        let imageTokens = tiles * model.config.imageTokens
+        let ids = template.prompt(question, imageTokens: imageTokens)
+        guard ids.count <= options.maxPromptTokens + imageTokens else {
+            throw UnderstandingError("the question is \(ids.count - imageTokens) tokens; the limit is \(options.maxPromptTokens)")
         }
         return ids
+    }
+
+    /// The tiles of an image as normalised pixels [T, 3, S, S] (T = 1 without tiling).
+    public func tilePixels(_ image: Image) -> Tensor {
+        guard let maxTiles, maxTiles > 1 else { return pixels(image) }
+        let tiled = DynamicTiling.tile(image.rgb(), tileSize: model.config.forceImageSize, maxTiles: maxTiles)
+        return UnderstandingData.pixels(tiled.tiles)
     }
 
     public func ask(_ image: Image, _ question: String, options: UnderstandingOptions = UnderstandingOptions()) throws -> String {
@@ -94,8 +115,33 @@ public final class UnderstandingPipeline {
     /// Answers question i about image i, in batches of left-padded prompts.
     public func answer(images: [Image], questions: [String], options: UnderstandingOptions = UnderstandingOptions()) throws -> [String] {
         precondition(images.count == questions.count, "one question per image")
+        if let maxTiles, maxTiles > 1 {
+            // Images differ in tile count, so each question runs on its own.
+            return try zip(images, questions).map { image, question in
+                let pixels = tilePixels(image)
+                let prompt = try promptIDs(question, options: options, tiles: pixels.shape[0])
+                return answerTiled(pixels: pixels, prompt: prompt, options: options)
+            }
+        }
         let prompts = try questions.map { try promptIDs($0, options: options) }
         return answer(pixels: images.map(pixels), prompts: prompts, options: options)
+    }
+
+    /// One answer for the tiles [T, 3, S, S] of one image, whose tokens fill the prompt's one
+    /// `<img>` block in tile order.
+    func answerTiled(pixels: Tensor, prompt: [Int], options: UnderstandingOptions) -> String {
+        var rng = RandomGenerator(seed: options.seed)
+        let generation = GenerationOptions(maxNewTokens: options.maxNewTokens, temperature: options.temperature,
+                                           topP: options.topP, stopTokens: [template.imEnd])
+        let tokens = withNoGrad { () -> [Int] in
+            let perTile = model.imageTokens(pixels)
+            let imageTokens = perTile.reshaped([1, perTile.shape[0] * perTile.shape[1], perTile.shape[2]])
+            let embeddings = model.inputEmbeddings(ids: prompt, batch: 1, imageTokens: imageTokens, contextID: template.imgContext)
+            return model.language.generate(embeddings: embeddings, keyPadding: Tensor(repeating: 1, shape: [1, prompt.count]),
+                                           options: generation, rng: &rng).first ?? []
+        }
+        return tokenizer.decode(tokens.filter { $0 != template.imEnd }, skipSpecial: true)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Batched generation for pre-tokenised prompts and per-image pixels [1, 3, S, S].

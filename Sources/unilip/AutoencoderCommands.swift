@@ -7,11 +7,37 @@ import UniLIPModels
 import UniLIPPipelines
 
 struct AutoencoderOption: ParsableArguments {
-    @Option(name: .customLong("autoencoder"), help: "Autoencoder folder (default: the shipped Models/unilip-tiny).")
+    @Option(name: .customLong("autoencoder"), help: "Autoencoder folder (default: the shipped Models/unilip-tiny), or UniLIP's autoencoder-only checkpoint (1b_unilip.pth, 2b_unilip.pth) with --preset.")
     var directory: String?
+    @Option(help: "A published UniLIP folder (UniLIP-1B/3B): its autoencoder.") var model: String?
+    @Option(help: "Architecture of an autoencoder-only checkpoint: unilip-1b or unilip-3b.") var preset: String?
+
+    func validate() throws {
+        if model != nil && directory != nil { throw ValidationError("give --model or --autoencoder, not both") }
+    }
 
     func pipeline() throws -> ReconstructionPipeline {
-        try ReconstructionPipeline(directory: try ModelLocator.locate("unilip-tiny", explicit: directory))
+        if let model {
+            guard UniLIPOfficialModel.isOfficialFolder(model) else {
+                return try ReconstructionPipeline(directory: model)
+            }
+            return try UniLIPOfficialModel(directory: model).reconstructionPipeline()
+        }
+        if let directory {
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory)
+            if exists && !isDirectory.boolValue {
+                guard let preset else {
+                    throw ValidationError("\(directory) is a checkpoint file: say which architecture with --preset unilip-1b or unilip-3b")
+                }
+                return ReconstructionPipeline(model: try UniLIPOfficialModel.autoencoder(checkpoint: directory, preset: preset),
+                                              directory: directory)
+            }
+            if UniLIPOfficialModel.isOfficialFolder(directory) {
+                return try UniLIPOfficialModel(directory: directory).reconstructionPipeline()
+            }
+        }
+        return try ReconstructionPipeline(directory: try ModelLocator.locate("unilip-tiny", explicit: directory))
     }
 }
 

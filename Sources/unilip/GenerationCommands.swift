@@ -34,10 +34,14 @@ struct SamplingOptions: ParsableArguments {
 }
 
 struct GenerationModelOption: ParsableArguments {
-    @Option(help: "Generation model folder (default: the shipped Models/unilip-gen-tiny).") var model: String?
+    @Option(help: "Generation model folder: ours, or a published UniLIP folder (UniLIP-1B/3B) (default: the shipped Models/unilip-gen-tiny).") var model: String?
 
     func pipeline() throws -> GenerationPipeline {
-        try GenerationPipeline(directory: try ModelLocator.locate("unilip-gen-tiny", explicit: model))
+        let directory = try ModelLocator.locate("unilip-gen-tiny", explicit: model)
+        if UniLIPOfficialModel.isOfficialFolder(directory) {
+            return try UniLIPOfficialModel(directory: directory).generationPipeline()
+        }
+        return try GenerationPipeline(directory: directory)
     }
 }
 

@@ -6,11 +6,23 @@ import UniLIPIO
 import UniLIPPipelines
 
 struct ModelOption: ParsableArguments {
-    @Option(help: "Model folder (default: the shipped Models/internvl-tiny).")
+    @Option(help: "Model folder: an InternVL folder of ours or a published UniLIP folder (UniLIP-1B/3B) (default: the shipped Models/internvl-tiny).")
     var model: String?
+    @Option(help: "Largest number of tiles per image (InternVL's dynamic tiling, plus a thumbnail; 1: one resized image). Default: 12 for published UniLIP folders, 1 otherwise.")
+    var maxTiles: Int?
+
+    func validate() throws {
+        if let maxTiles, maxTiles < 1 { throw ValidationError("--max-tiles must be at least 1 (got \(maxTiles))") }
+    }
 
     func pipeline() throws -> UnderstandingPipeline {
-        try UnderstandingPipeline(directory: try ModelLocator.locate("internvl-tiny", explicit: model))
+        let directory = try ModelLocator.locate("internvl-tiny", explicit: model)
+        if UniLIPOfficialModel.isOfficialFolder(directory) {
+            return try UniLIPOfficialModel(directory: directory).understandingPipeline(maxTiles: maxTiles ?? 12)
+        }
+        let pipeline = try UnderstandingPipeline(directory: directory)
+        pipeline.maxTiles = maxTiles
+        return pipeline
     }
 }
 

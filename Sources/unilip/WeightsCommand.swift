@@ -1,13 +1,16 @@
+import Foundation
 import ArgumentParser
 import UniLIPCore
 import UniLIPIO
+import UniLIPModels
+import UniLIPPipelines
 
 /// `unilip weights …`: checkpoint utilities.
 struct WeightsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weights",
         abstract: "Inspect and convert checkpoints (safetensors and PyTorch .pth).",
-        subcommands: [Inspect.self, Convert.self])
+        subcommands: [Inspect.self, Convert.self, RandomOfficial.self])
 
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -61,6 +64,35 @@ struct WeightsCommand: ParsableCommand {
             }
             let (count, written) = try WeightsConverter.convert(input: input, output: output, key: key, dtype: target)
             print("\(output): \(count) tensors as \(written.rawValue)")
+        }
+    }
+
+    struct RandomOfficial: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "random-official",
+            abstract: "Write a random-weight checkpoint in the published UniLIP layout (config.json, BF16 safetensors, tokenizer.json).",
+            discussion: "For trying the published-model paths (loading, memory, speed) without the real weights. Tensors are drawn and written in chunks, so any size fits in little memory.")
+
+        @Option(help: "unilip-1b or unilip-3b.") var preset: String = "unilip-1b"
+        @Option(help: "A config.json in the published layout instead of a preset.") var config: String?
+        @Option(help: "tokenizer.json to copy (default: the shipped Models/internvl-tiny's).") var tokenizer: String?
+        @Option(help: "Split the weights into shards of at most this many GB.") var shardGB: Double?
+        @Option(help: "Seed of the weights.") var seed: UInt64 = 0
+        @Option(name: .shortAndLong, help: "Output folder.") var output: String
+
+        func run() throws {
+            let chosen: UniLIPOfficialConfig
+            if let config {
+                chosen = try UniLIPOfficialModel.config(file: config)
+            } else if let p = UniLIPOfficialConfig.preset(named: preset) {
+                chosen = p
+            } else {
+                throw ValidationError("unknown preset '\(preset)' (unilip-1b or unilip-3b)")
+            }
+            let tokenizerPath = try tokenizer ?? (ModelLocator.locate("internvl-tiny", explicit: nil) as NSString).appendingPathComponent("tokenizer.json")
+            try OfficialCheckpointWriter.writeRandom(config: chosen, tokenizer: tokenizerPath, to: output, seed: seed,
+                                                     maxShardBytes: shardGB.map { Int($0 * 1e9) })
+            print("→ \(output)")
         }
     }
 }

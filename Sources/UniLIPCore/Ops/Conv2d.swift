@@ -76,6 +76,7 @@ extension Tensor {
     public func conv2d(_ weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                        padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1),
                        groups: Int = 1) -> Tensor {
+        let weight = weight.decoded()
         let g = Conv2dGeometry(input: shape, weight: weight.shape, stride: stride, padding: padding,
                                dilation: dilation, groups: groups)
         if let bias {

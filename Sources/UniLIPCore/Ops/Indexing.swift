@@ -202,6 +202,13 @@ extension Tensor {
         for id in ids {
             precondition(id >= 0 && id < vocab, "embedding: id \(id) out of range 0..<\(vocab)")
         }
+        if let stored = weight.stored {
+            // Only the rows looked up are decoded.
+            let dim = weight.shape[1]
+            let out = Tensor(uninitialized: shape + [dim])
+            for (i, id) in ids.enumerated() { stored.decode(id * dim ..< (id + 1) * dim, into: out.pointer + i * dim) }
+            return out
+        }
         return weight.indexSelect(axis: 0, ids).reshaped(shape + [weight.shape[1]])
     }
 }

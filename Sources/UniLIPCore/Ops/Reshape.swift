@@ -8,6 +8,7 @@ extension Tensor {
             target[i] = count / known
         }
         precondition(target.reduce(1, *) == count, "reshape \(shape) to \(newShape)")
+        if let stored { return Tensor(shape: target, stored: stored) }
         let out = Tensor(shape: target, storage: storage)
         let source = shape
         return out.recording("reshape", [self]) { g in [g.reshaped(source)] }
