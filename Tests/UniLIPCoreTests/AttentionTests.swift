@@ -73,15 +73,21 @@ final class AttentionTests: XCTestCase {
         let q = randn(2, 4, 130, 64, seed: 1), k = randn(2, 2, 141, 64, seed: 2), v = randn(2, 2, 141, 40, seed: 3)
         let gy = randn(2, 4, 130, 40, seed: 4)
         var results: [[Tensor]] = []
-        for backend in [Backend.blas, .simd] {
+        let savedBudget = Tensor.attentionBLASScoreFloats
+        defer { Tensor.attentionBLASScoreFloats = savedBudget }
+        // BLAS with one 130-row block, BLAS with 64-row blocks, SIMD.
+        for (backend, budget) in [(Backend.blas, savedBudget), (.blas, 1), (.simd, savedBudget)] {
             Tensor.attentionBackend = backend
+            Tensor.attentionBLASScoreFloats = budget
             for p in [q, k, v] { p.requiresGrad = true; p.zeroGrad() }
             let y = Tensor.scaledDotProductAttention(q: q, k: k, v: v, causal: true)
             y.backward(gy)
             results.append([y.detached()] + [q, k, v].compactMap(\.grad))
         }
-        XCTAssertEqual(results[1].count, 4)
-        for (a, b) in zip(results[0], results[1]) { assertClose(a, b, atol: 1e-4, rtol: 1e-3) }
+        XCTAssertEqual(results[2].count, 4)
+        for r in results.dropFirst() {
+            for (a, b) in zip(results[0], r) { assertClose(a, b, atol: 1e-4, rtol: 1e-3) }
+        }
     }
 
     func testSoftmaxExpKernelAccuracy() {

@@ -204,8 +204,12 @@ extension Tensor {
         }
     }()
 
-    /// Query rows per block.
+    /// Query rows per block for the SIMD kernels.
     static let attentionBlock = 64
+    /// Score-block budget (floats) for the BLAS path: its blocks take as many query rows as fit
+    /// (at least `attentionBlock`, at most 512), so each GEMM is big enough for OpenBLAS's
+    /// threads while the block stays in L2. Settable for tests.
+    nonisolated(unsafe) static var attentionBLASScoreFloats = 1 << 18
 
     /// Softmax attention, equal to `torch.nn.functional.scaled_dot_product_attention`.
     ///
@@ -294,6 +298,13 @@ struct AttentionGeometry {
     }
     var rep: Int { h / hkv }
 
+    /// Query rows per block.
+    func block(blas: Bool) -> Int {
+        var rows = Tensor.attentionBlock
+        if blas { rows = Swift.max(rows, Swift.min(512, Tensor.attentionBLASScoreFloats / ld)) }
+        return Swift.min(rows, Swift.max(lq, 1))
+    }
+
     /// Per-head SIMD kernels in a parallel loop over (batch, kv head) when there are enough
     /// heads to share out and each is small; otherwise BLAS per head, sequentially.
     var useBLAS: Bool {
@@ -301,6 +312,9 @@ struct AttentionGeometry {
         case .blas: return true
         case .simd: return false
         case .auto:
+            // Long sequences: BLAS's AVX-512 kernels on big query blocks beat the AVX2 SIMD
+            // kernels even though heads then run one after another.
+            if lq >= 256 && lk * Swift.max(d, dv) >= 1 << 16 { return true }
             let threads = Parallel.threads
             if threads == 1 { return lk * d >= 1 << 20 }
             return groups < threads || lk * Swift.max(d, dv) > 1 << 20
@@ -397,8 +411,7 @@ struct AttentionGeometry {
 
     func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                  out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) {
-        let block = Tensor.attentionBlock
-        let blk = Swift.min(block, Swift.max(lq, 1))
+        let blk = block(blas: useBLAS)
         let ld = self.ld
         forEachGroup(floats: d * ld + blk * ld + blk) { g, blas, scratch in
             let batch = g / hkv, kvh = g % hkv
@@ -442,7 +455,7 @@ struct AttentionGeometry {
                   gq: UnsafeMutablePointer<Float>?, gk: UnsafeMutablePointer<Float>?,
                   gv: UnsafeMutablePointer<Float>?, gMask: UnsafeMutablePointer<Float>?) {
         let needScores = gq != nil || gk != nil || gMask != nil
-        let blk = Swift.min(Tensor.attentionBlock, Swift.max(lq, 1))
+        let blk = block(blas: useBLAS)
         // Scratch: Kᵀ, Vᵀ, P block, dP block, row dots.
         let ld = self.ld
         forEachGroup(floats: d * ld + dv * ld + 2 * blk * ld + blk) { g, blas, scratch in

@@ -1,0 +1,251 @@
+import Foundation
+
+/// Stride-1 convolutions without an im2col matrix. With the input zero-padded into rows of
+/// Wp = W + 2·pw columns, kernel tap (ki, kj) reads the padded planes at one fixed offset.
+/// The buffer holds kW copies of each padded channel, copy kj shifted by kj·dw, so one kernel
+/// row ki is a single GEMM [Cout, Cin·kW] × [Cin·kW, columns] whose B matrix starts ki·dh rows
+/// into the buffer: kH GEMMs per pass instead of one im2col matrix kH·kW times the input.
+/// Outputs come out "wide" (Wp columns per row, the last Wp − ow discarded). The input gradient
+/// is the same kind of convolution of the upstream gradient (padded by (k−1)·d − p) with the
+/// flipped, transposed kernel, so no col2im; the weight gradient is one GEMM per kernel row
+/// against the wide, zero-filled upstream gradient.
+extension ConvKernels {
+    /// nil: choose by shape; true/false force the path where it applies (tests, and
+    /// `UNILIP_CONV_SHIFTED=0|1`).
+    nonisolated(unsafe) static var shiftedOverride: Bool? = {
+        switch ProcessInfo.processInfo.environment["UNILIP_CONV_SHIFTED"] {
+        case "0": return false
+        case "1": return true
+        default: return nil
+        }
+    }()
+
+    /// Whether `g` runs on the shifted path.
+    static func useShifted(_ g: Conv2dGeometry) -> Bool {
+        guard g.sh == 1 && g.sw == 1 && !g.depthwise && !g.pointwise,
+              g.ph <= (g.kh - 1) * g.dh && g.pw <= (g.kw - 1) * g.dw else { return false }
+        if let forced = shiftedOverride { return forced }
+        // Small channel counts make each GEMM too thin; small images waste too many columns
+        // on padding.
+        let padded = (g.h + 2 * g.ph) * (g.w + 2 * g.pw)
+        return g.cinG >= 16 && g.coutG >= 16 && 4 * padded <= 5 * g.outPlane
+    }
+
+    /// Layout of a tile of images: per source channel, kW rows of `ld` floats, row kj holding
+    /// the `images` padded planes (hp × wp each) read from offset kj·dw, zero past their end.
+    struct ShiftLayout {
+        let hp, wp, outH, outW, images: Int
+        let kh, kw, dh, dw: Int
+        var plane: Int { hp * wp }
+        /// GEMM columns: every image's padded plane, the last one only up to its output rows.
+        var columns: Int { (images - 1) * plane + outH * wp }
+        var ld: Int { images * plane }
+        /// Offset of kernel row ki's B matrix.
+        func shift(_ ki: Int) -> Int { ki * dh * wp }
+
+        init(height: Int, width: Int, pad: (Int, Int), images: Int, g: Conv2dGeometry) {
+            hp = height + 2 * pad.0; wp = width + 2 * pad.1
+            kh = g.kh; kw = g.kw; dh = g.dh; dw = g.dw
+            outH = hp - (kh - 1) * dh; outW = wp - (kw - 1) * dw
+            self.images = images
+        }
+    }
+
+    /// Images per tile: enough GEMM columns for BLAS, with bounded buffers.
+    static func shiftedImages(plane: Int, rows: Int, n: Int) -> Int {
+        var nb = min(n, max(1, 4096 / max(plane, 1)))
+        while nb > 1 && rows * nb * plane > Conv2dGeometry.maxColumnFloats { nb /= 2 }
+        return max(nb, 1)
+    }
+
+    /// Writes images first..<first+L.images of src ([N, channels, height, width]) as padded,
+    /// kj-shifted rows.
+    static func padPlanes(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
+                          pad: (Int, Int), first: Int, _ L: ShiftLayout, _ dst: UnsafeMutablePointer<Float>) {
+        let images = L.images, plane = L.plane, wp = L.wp, ld = L.ld, inPlane = height * width
+        let kw = L.kw, dw = L.dw
+        let (ph, pw) = pad
+        Parallel.forRange(channels, grain: max(1, 16384 / max(ld * kw, 1))) { range in
+            for c in range {
+                let base = dst + c * kw * ld
+                for nl in 0..<images {
+                    let s = src + ((first + nl) * channels + c) * inPlane
+                    let d = base + nl * plane
+                    d.update(repeating: 0, count: ph * wp + pw)
+                    for y in 0..<height {
+                        let row = d + (ph + y) * wp + pw
+                        row.update(from: s + y * width, count: width)
+                        if y + 1 < height { (row + width).update(repeating: 0, count: 2 * pw) }
+                    }
+                    (d + (ph + height - 1) * wp + pw + width).update(repeating: 0, count: pw + ph * wp)
+                }
+                for kj in 1..<max(kw, 1) {
+                    let o = kj * dw
+                    (base + kj * ld).update(from: base + o, count: ld - o)
+                    (base + kj * ld + ld - o).update(repeating: 0, count: o)
+                }
+            }
+        }
+    }
+
+    /// dst[N, groups·mG, outH, outW] = Σ kernel rows W_ki · shifted padded source, plus bias.
+    /// weights: [kH][groups·mG][cG·kW] (inner order channel, kj); the source has groups·cG
+    /// channels.
+    static func shiftedConv(_ src: UnsafePointer<Float>, n: Int, channels: Int, height: Int, width: Int,
+                            pad: (Int, Int), g: Conv2dGeometry, rowsPerGroup mG: Int,
+                            weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                            _ dst: UnsafeMutablePointer<Float>) {
+        let groups = g.groups, cG = channels / groups, m = mG * groups, kw = g.kw, kk = cG * kw
+        let probe = ShiftLayout(height: height, width: width, pad: pad, images: 1, g: g)
+        let nb = shiftedImages(plane: probe.plane, rows: max(channels * kw, m), n: n)
+        let full = ShiftLayout(height: height, width: width, pad: pad, images: nb, g: g)
+        let padded = Scratch(floats: channels * kw * full.ld)
+        let wide = Scratch(floats: m * full.columns)
+        defer { padded.release(); wide.release() }
+        var first = 0
+        while first < n {
+            let L = ShiftLayout(height: height, width: width, pad: pad, images: min(nb, n - first), g: g)
+            let ld = L.ld, cols = L.columns
+            padPlanes(src, channels: channels, height: height, width: width, pad: pad, first: first, L, padded.p)
+            for ki in 0..<g.kh {
+                for gi in 0..<groups {
+                    BLAS.sgemm(transA: false, transB: false, m: mG, n: cols, k: kk,
+                               a: weights + ki * m * kk + gi * mG * kk, lda: kk,
+                               b: padded.p + gi * kk * ld + L.shift(ki), ldb: ld,
+                               beta: ki == 0 ? 0 : 1, c: wide.p + gi * mG * cols, ldc: cols)
+                }
+            }
+            // Wide rows → output planes, adding the bias.
+            let images = L.images, plane = L.plane, wp = L.wp, oh = L.outH, ow = L.outW
+            let w = UnsafePointer(wide.p), f = first
+            Parallel.forRange(m * images, grain: max(1, 16384 / max(oh * ow, 1))) { range in
+                for t in range {
+                    let row = t / images, nl = t - row * images
+                    let s = w + row * cols + nl * plane
+                    let d = dst + ((f + nl) * m + row) * oh * ow
+                    for y in 0..<oh {
+                        let sr = s + y * wp, dr = d + y * ow
+                        if let bias {
+                            let bv = bias[row]
+                            for x in 0..<ow { dr[x] = sr[x] + bv }
+                        } else {
+                            dr.update(from: sr, count: ow)
+                        }
+                    }
+                }
+            }
+            first += L.images
+        }
+    }
+
+    static func shiftedForward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                               _ bias: UnsafePointer<Float>?, _ g: Conv2dGeometry,
+                               _ out: UnsafeMutablePointer<Float>) {
+        let kh = g.kh, kw = g.kw, cout = g.cout, cinG = g.cinG
+        // [Cout, CinG, kH, kW] → [kH, Cout, CinG, kW].
+        let wf = Scratch(floats: kh * cout * cinG * kw)
+        defer { wf.release() }
+        for co in 0..<cout {
+            for ci in 0..<cinG {
+                for ki in 0..<kh {
+                    for kj in 0..<kw {
+                        wf.p[((ki * cout + co) * cinG + ci) * kw + kj] = weight[((co * cinG + ci) * kh + ki) * kw + kj]
+                    }
+                }
+            }
+        }
+        shiftedConv(x, n: g.n, channels: g.cin, height: g.h, width: g.w, pad: (g.ph, g.pw), g: g,
+                    rowsPerGroup: g.coutG, weights: wf.p, bias: bias, out)
+    }
+
+    /// Input and/or weight gradients on the shifted path. `gw` must start at zero.
+    static func shiftedBackward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                                _ gy: UnsafePointer<Float>, _ g: Conv2dGeometry,
+                                _ gx: UnsafeMutablePointer<Float>?, _ gw: UnsafeMutablePointer<Float>?) {
+        let kh = g.kh, kw = g.kw, cout = g.cout, cin = g.cin, cinG = g.cinG, coutG = g.coutG
+        let groups = g.groups
+        if let gx {
+            // Flipped, transposed kernel: [kH, Cin, CoutG, kW], entry (ki, ci, co, kj) being
+            // W[co, ci, kH−1−ki, kW−1−kj].
+            let wt = Scratch(floats: kh * cin * coutG * kw)
+            defer { wt.release() }
+            for gi in 0..<groups {
+                for o in 0..<coutG {
+                    for c in 0..<cinG {
+                        let s = weight + ((gi * coutG + o) * cinG + c) * kh * kw
+                        for ki in 0..<kh {
+                            for kj in 0..<kw {
+                                wt.p[((ki * cin + gi * cinG + c) * coutG + o) * kw + kj] =
+                                    s[(kh - 1 - ki) * kw + (kw - 1 - kj)]
+                            }
+                        }
+                    }
+                }
+            }
+            let pad = ((kh - 1) * g.dh - g.ph, (kw - 1) * g.dw - g.pw)
+            shiftedConv(gy, n: g.n, channels: cout, height: g.oh, width: g.ow, pad: pad, g: g,
+                        rowsPerGroup: cinG, weights: wt.p, bias: nil, gx)
+        }
+        guard let gw else { return }
+        let kk = cinG * kw
+        let probe = ShiftLayout(height: g.h, width: g.w, pad: (g.ph, g.pw), images: 1, g: g)
+        let nb = shiftedImages(plane: probe.plane, rows: max(cin * kw, cout), n: g.n)
+        let full = ShiftLayout(height: g.h, width: g.w, pad: (g.ph, g.pw), images: nb, g: g)
+        let padded = Scratch(floats: cin * kw * full.ld)
+        let wide = Scratch(floats: cout * full.columns)
+        let gwt = Scratch(floats: kh * cout * kk)
+        defer { padded.release(); wide.release(); gwt.release() }
+        gwt.p.update(repeating: 0, count: kh * cout * kk)
+        var first = 0
+        while first < g.n {
+            let L = ShiftLayout(height: g.h, width: g.w, pad: (g.ph, g.pw), images: min(nb, g.n - first), g: g)
+            let ld = L.ld, cols = L.columns
+            padPlanes(x, channels: cin, height: g.h, width: g.w, pad: (g.ph, g.pw), first: first, L, padded.p)
+            // Upstream gradient in wide rows, zero in the discarded columns.
+            let images = L.images, plane = L.plane, wp = L.wp, oh = g.oh, ow = g.ow, f = first
+            let w = wide.p
+            Parallel.forRange(cout * images, grain: max(1, 16384 / max(plane, 1))) { range in
+                for t in range {
+                    let co = t / images, nl = t - co * images
+                    let s = gy + ((f + nl) * cout + co) * oh * ow
+                    let d = w + co * cols + nl * plane
+                    d.update(repeating: 0, count: nl == images - 1 ? oh * wp : plane)
+                    for y in 0..<oh { (d + y * wp).update(from: s + y * ow, count: ow) }
+                }
+            }
+            for ki in 0..<kh {
+                for gi in 0..<groups {
+                    BLAS.sgemm(transA: false, transB: true, m: coutG, n: kk, k: cols,
+                               a: wide.p + gi * coutG * cols, lda: cols,
+                               b: padded.p + gi * kk * ld + L.shift(ki), ldb: ld,
+                               beta: 1, c: gwt.p + ki * cout * kk + gi * coutG * kk, ldc: kk)
+                }
+            }
+            first += L.images
+        }
+        // [kH, Cout, CinG, kW] → [Cout, CinG, kH, kW].
+        for co in 0..<cout {
+            for ci in 0..<cinG {
+                for ki in 0..<kh {
+                    for kj in 0..<kw {
+                        gw[((co * cinG + ci) * kh + ki) * kw + kj] += gwt.p[((ki * cout + co) * cinG + ci) * kw + kj]
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A pooled float buffer for kernel temporaries (reused across calls instead of faulting in
+/// fresh pages each time).
+struct Scratch {
+    let p: UnsafeMutablePointer<Float>
+    let bytes: Int
+
+    init(floats: Int) {
+        bytes = max(floats, 1) * MemoryLayout<Float>.stride
+        p = StoragePool.allocate(byteCount: bytes).bindMemory(to: Float.self, capacity: max(floats, 1))
+    }
+
+    func release() { StoragePool.release(UnsafeMutableRawPointer(p), byteCount: bytes) }
+}
