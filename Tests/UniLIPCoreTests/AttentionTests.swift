@@ -75,16 +75,20 @@ final class AttentionTests: XCTestCase {
         var results: [[Tensor]] = []
         let savedBudget = Tensor.attentionBLASScoreFloats
         defer { Tensor.attentionBLASScoreFloats = savedBudget }
-        // BLAS with one 130-row block, BLAS with 64-row blocks, SIMD.
-        for (backend, budget) in [(Backend.blas, savedBudget), (.blas, 1), (.simd, savedBudget)] {
+        let savedAVX512 = HeadKernels.useAVX512
+        defer { HeadKernels.useAVX512 = savedAVX512 }
+        // BLAS with one 130-row block, BLAS with 64-row blocks, SIMD (AVX-512 where present), SIMD8.
+        for (backend, budget, avx512) in [(Backend.blas, savedBudget, savedAVX512), (.blas, 1, savedAVX512),
+                                          (.simd, savedBudget, savedAVX512), (.simd, savedBudget, false)] {
             Tensor.attentionBackend = backend
             Tensor.attentionBLASScoreFloats = budget
+            HeadKernels.useAVX512 = avx512
             for p in [q, k, v] { p.requiresGrad = true; p.zeroGrad() }
             let y = Tensor.scaledDotProductAttention(q: q, k: k, v: v, causal: true)
             y.backward(gy)
             results.append([y.detached()] + [q, k, v].compactMap(\.grad))
         }
-        XCTAssertEqual(results[2].count, 4)
+        XCTAssertEqual(results[3].count, 4)
         for r in results.dropFirst() {
             for (a, b) in zip(results[0], r) { assertClose(a, b, atol: 1e-4, rtol: 1e-3) }
         }
@@ -108,8 +112,13 @@ final class AttentionTests: XCTestCase {
     }
 
     func testSmallGemmMatchesNaive() {
-        // Transposed and plain A, ragged sizes, beta accumulation.
-        for (m, n, k) in [(7, 37, 5), (4, 16, 3), (9, 8, 11), (1, 3, 2)] {
+        // Transposed and plain A, ragged sizes (row tiles of 8/4/1, masked column tails),
+        // beta accumulation; the AVX-512 kernel where the CPU has it, and the SIMD8 one.
+        let saved = HeadKernels.useAVX512
+        defer { HeadKernels.useAVX512 = saved }
+        let shapes = [(7, 37, 5), (4, 16, 3), (9, 8, 11), (1, 3, 2), (13, 45, 7), (8, 32, 3), (21, 70, 9), (16, 17, 1)]
+        for (avx512, (m, n, k)) in [false, saved].flatMap({ f in shapes.map { (f, $0) } }) {
+            HeadKernels.useAVX512 = avx512
             for transA in [false, true] {
                 let a = randn(m * k, seed: 1), b = randn(k * n, seed: 2), c = randn(m * n, seed: 3)
                 let expect = c.copy()
@@ -122,7 +131,7 @@ final class AttentionTests: XCTestCase {
                 }
                 HeadKernels.mm(blas: false, transA: transA, m: m, n: n, k: k, alpha: 0.5, a: a.pointer,
                                lda: transA ? m : k, b: b.pointer, ldb: n, beta: 2, c: c.pointer, ldc: n)
-                assertClose(c, expect, atol: 1e-5, "gemm \(m)x\(n)x\(k) transA \(transA)")
+                assertClose(c, expect, atol: 1e-5, "gemm \(m)x\(n)x\(k) transA \(transA) avx512 \(avx512)")
             }
         }
     }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Scaled-dot-product attention, flash-attention style: query blocks are processed one at a time
@@ -26,6 +27,11 @@ enum HeadKernels {
         }
     }
 
+    /// Whether `gemm` runs the AVX-512 kernel (twice the lanes of the SIMD8 code below), chosen
+    /// from the CPU at start-up; `UNILIP_AVX512=0` or tests turn it off.
+    nonisolated(unsafe) static var useAVX512: Bool =
+        unilip_has_avx512() != 0 && ProcessInfo.processInfo.environment["UNILIP_AVX512"] != "0"
+
     /// C[m,n] = alpha · A·B + beta · C with A(i,p) = a[i·ars + p·acs] (so A or Aᵀ, row-major),
     /// B row-major [k, n] with leading dimension ldb. beta = 0 never reads C.
     /// Column panels are the outer loop so a 16-wide panel of B stays in L1 across all rows.
@@ -33,6 +39,10 @@ enum HeadKernels {
                      a: UnsafePointer<Float>, ars: Int, acs: Int,
                      b: UnsafePointer<Float>, ldb: Int,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if useAVX512 {
+            unilip_gemm_avx512(m, n, k, alpha, a, ars, acs, b, ldb, beta, c, ldc)
+            return
+        }
         var j = 0
         while j + 16 <= n {
             var i = 0
@@ -312,9 +322,6 @@ struct AttentionGeometry {
         case .blas: return true
         case .simd: return false
         case .auto:
-            // Long sequences: BLAS's AVX-512 kernels on big query blocks beat the AVX2 SIMD
-            // kernels even though heads then run one after another.
-            if lq >= 256 && lk * Swift.max(d, dv) >= 1 << 16 { return true }
             let threads = Parallel.threads
             if threads == 1 { return lk * d >= 1 << 20 }
             return groups < threads || lk * Swift.max(d, dv) > 1 << 20

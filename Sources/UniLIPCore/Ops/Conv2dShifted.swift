@@ -193,9 +193,9 @@ extension ConvKernels {
         let full = ShiftLayout(height: g.h, width: g.w, pad: (g.ph, g.pw), images: nb, g: g)
         let padded = Scratch(floats: cin * kw * full.ld)
         let wide = Scratch(floats: cout * full.columns)
-        let gwt = Scratch(floats: kh * cout * kk)
+        let gwt = Scratch(floats: kh * cin * kw * coutG)
         defer { padded.release(); wide.release(); gwt.release() }
-        gwt.p.update(repeating: 0, count: kh * cout * kk)
+        gwt.p.update(repeating: 0, count: kh * cin * kw * coutG)
         var first = 0
         while first < g.n {
             let L = ShiftLayout(height: g.h, width: g.w, pad: (g.ph, g.pw), images: min(nb, g.n - first), g: g)
@@ -213,22 +213,27 @@ extension ConvKernels {
                     for y in 0..<oh { (d + y * wp).update(from: s + y * ow, count: ow) }
                 }
             }
+            // Transposed product (padded rows × wideᵀ): BLAS then packs the big padded rows
+            // with its contiguous copy instead of the transposing one.
             for ki in 0..<kh {
                 for gi in 0..<groups {
-                    BLAS.sgemm(transA: false, transB: true, m: coutG, n: kk, k: cols,
-                               a: wide.p + gi * coutG * cols, lda: cols,
-                               b: padded.p + gi * kk * ld + L.shift(ki), ldb: ld,
-                               beta: 1, c: gwt.p + ki * cout * kk + gi * coutG * kk, ldc: kk)
+                    BLAS.sgemm(transA: false, transB: true, m: kk, n: coutG, k: cols,
+                               a: padded.p + gi * kk * ld + L.shift(ki), lda: ld,
+                               b: wide.p + gi * coutG * cols, ldb: cols,
+                               beta: 1, c: gwt.p + (ki * cin + gi * cinG) * kw * coutG, ldc: coutG)
                 }
             }
             first += L.images
         }
-        // [kH, Cout, CinG, kW] → [Cout, CinG, kH, kW].
-        for co in 0..<cout {
-            for ci in 0..<cinG {
-                for ki in 0..<kh {
-                    for kj in 0..<kw {
-                        gw[((co * cinG + ci) * kh + ki) * kw + kj] += gwt.p[((ki * cout + co) * cinG + ci) * kw + kj]
+        // [kH, Cin, kW, CoutG] → [Cout, CinG, kH, kW].
+        for gi in 0..<groups {
+            for o in 0..<coutG {
+                for c in 0..<cinG {
+                    let d = gw + ((gi * coutG + o) * cinG + c) * kh * kw
+                    for ki in 0..<kh {
+                        for kj in 0..<kw {
+                            d[ki * kw + kj] += gwt.p[((ki * cin + gi * cinG + c) * kw + kj) * coutG + o]
+                        }
                     }
                 }
             }

@@ -1,0 +1,18 @@
+#ifndef UNILIP_CKERNELS_H
+#define UNILIP_CKERNELS_H
+
+/// Kernels that use instructions beyond the package's x86-64-v3 baseline, compiled per function
+/// with target attributes and chosen at run time, so the binary still runs on AVX2-only CPUs.
+
+/// 1 when the CPU and the OS support AVX-512F (cpuid and XCR0), else 0.
+int unilip_has_avx512(void);
+
+/// C[m,n] = alpha·A·B + beta·C with A(i,p) = a[i·ars + p·acs] (A or Aᵀ, row-major) and B
+/// row-major [k, n] with leading dimension ldb. beta = 0 never reads C.
+/// AVX-512F only: call only when unilip_has_avx512() returns 1.
+void unilip_gemm_avx512(long m, long n, long k, float alpha,
+                        const float *a, long ars, long acs,
+                        const float *b, long ldb,
+                        float beta, float *c, long ldc);
+
+#endif
