@@ -19,17 +19,21 @@ static INLINE AVX512 void tile(const int mr, const int nv, __mmask16 m0, __mmask
         acc[r][0] = _mm512_setzero_ps();
         acc[r][1] = _mm512_setzero_ps();
     }
-    const float *ap = a;
+    // Separate row pointers indexed by one offset: stepping a single pointer row by row
+    // chains the address adds and caps the loop below the FMA rate.
+    const float *ar[8];
+    for (int r = 0; r < mr; r++) ar[r] = a + r * ars;
     const float *bp = b;
+    long off = 0;
     for (long p = 0; p < k; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
         __m512 b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, bp + 16) : _mm512_setzero_ps();
         for (int r = 0; r < mr; r++) {
-            __m512 x = _mm512_set1_ps(ap[r * ars]);
+            __m512 x = _mm512_set1_ps(ar[r][off]);
             acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
             if (nv > 1) acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
         }
-        ap += acs;
+        off += acs;
         bp += ldb;
     }
     __m512 va = _mm512_set1_ps(alpha);
@@ -72,4 +76,50 @@ AVX512 void unilip_gemm_avx512(long m, long n, long k, float alpha,
             panel(1, m0, 0, m, k, alpha, a, ars, acs, b + j, ldb, beta, c + j, ldc);
         }
     }
+}
+
+static INLINE AVX512 __mmask16 tail_mask(long left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+AVX512 float unilip_max_avx512(const float *x, long n) {
+    __m512 m = _mm512_set1_ps(-__builtin_inff());
+    for (long j = 0; j < n; j += 16) {
+        __mmask16 mk = tail_mask(n - j);
+        m = _mm512_mask_max_ps(m, mk, m, _mm512_maskz_loadu_ps(mk, x + j));
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+/// e^x for x ≤ 88, Cephes-style: x = n·ln2 + r, e^r by a degree-6 polynomial, 2^n by exponent bits.
+static INLINE AVX512 __m512 exp16(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-88.0f);
+    __m512 xc = _mm512_max_ps(lo, x);  /* operand order keeps NaN */
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 shifted = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504f), magic);
+    __m512 nn = _mm512_sub_ps(shifted, magic);
+    __m512 r = _mm512_fmadd_ps(nn, _mm512_set1_ps(-0.693359375f), xc);
+    r = _mm512_fmadd_ps(nn, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    __m512 y = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i bits = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(magic));
+    __m512 pow2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23));
+    return _mm512_mul_ps(y, pow2);
+}
+
+AVX512 float unilip_exp_shift_avx512(float *x, long n, float shift) {
+    const __m512 s = _mm512_set1_ps(shift);
+    __m512 sum = _mm512_setzero_ps();
+    for (long j = 0; j < n; j += 16) {
+        __mmask16 mk = tail_mask(n - j);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, x + j), s));
+        _mm512_mask_storeu_ps(x + j, mk, e);
+        sum = _mm512_mask_add_ps(sum, mk, sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
 }

@@ -1,3 +1,4 @@
+import CKernels
 @testable import UniLIPCore
 import UniLIPTestSupport
 import XCTest
@@ -109,6 +110,29 @@ final class AttentionTests: XCTestCase {
         XCTAssertLessThan(worst, 5e-7)
         let masked = HeadKernels.exp8(SIMD8(repeating: -.infinity))
         XCTAssertEqual(masked, SIMD8(repeating: 0))
+    }
+
+    func testAVX512ExpAndMaxMatchReference() throws {
+        try XCTSkipUnless(HeadKernels.useAVX512, "CPU without AVX-512")
+        var xs: [Float] = []
+        var x: Float = -87
+        while x < 88 { xs.append(x); x += 0.0731 }
+        xs += [-.infinity, -100, 0]  // 2 403 values: a masked tail
+        let expected = xs.map { Foundation.exp(Double($0)) }
+        var ys = xs
+        _ = ys.withUnsafeMutableBufferPointer { unilip_exp_shift_avx512($0.baseAddress, $0.count, 0) }
+        var worst = 0.0
+        for (y, e) in zip(ys, expected) where e > 1e-37 { worst = max(worst, Swift.abs(Double(y) - e) / e) }
+        XCTAssertLessThan(worst, 5e-7)
+        XCTAssertEqual(ys[ys.count - 3], 0)
+        // The shift and the returned sum, on a ragged length.
+        var zs = (0..<37).map { Float($0) * 0.5 - 9 }
+        let sum = zs.withUnsafeMutableBufferPointer { unilip_exp_shift_avx512($0.baseAddress, $0.count, 1.5) }
+        let ref = (0..<37).map { Foundation.exp(Double(Float($0) * 0.5 - 9 - 1.5)) }
+        XCTAssertEqual(Double(sum), ref.reduce(0, +), accuracy: 1e-5 * ref.reduce(0, +))
+        for (z, r) in zip(zs, ref) { XCTAssertEqual(Double(z), r, accuracy: 1e-6 * r) }
+        XCTAssertEqual(xs.withUnsafeBufferPointer { unilip_max_avx512($0.baseAddress, 17) }, xs[16])
+        XCTAssertEqual(unilip_max_avx512(xs, 0), -.infinity)
     }
 
     func testSmallGemmMatchesNaive() {

@@ -15,4 +15,11 @@ void unilip_gemm_avx512(long m, long n, long k, float alpha,
                         const float *b, long ldb,
                         float beta, float *c, long ldc);
 
+/// max of x[0..<n] (-inf for n = 0). AVX-512F only.
+float unilip_max_avx512(const float *x, long n);
+
+/// x[i] = e^(x[i] − shift) in place, returning Σ of the results. Same polynomial as the SIMD8
+/// `HeadKernels.exp8`: arguments below −88 (masked −inf scores) give exactly 0. AVX-512F only.
+float unilip_exp_shift_avx512(float *x, long n, float shift);
+
 #endif

@@ -376,6 +376,15 @@ struct AttentionGeometry {
     /// masked row, whose weights become 0). The caller scales the output row by 1/Σ.
     @inline(__always)
     func softmaxRow(_ s: UnsafeMutablePointer<Float>) -> (lse: Float, inv: Float) {
+        if HeadKernels.useAVX512 {
+            let m = unilip_max_avx512(s, lk)
+            if m == -.infinity || m.isNaN {
+                s.update(repeating: 0, count: lk)
+                return (.infinity, 0)
+            }
+            let sum = unilip_exp_shift_avx512(s, lk, m)
+            return (m + Foundation.log(sum), 1 / sum)
+        }
         var j = 0
         var mv = SIMD8<Float>(repeating: -.infinity)
         while j + 8 <= lk {
@@ -408,6 +417,10 @@ struct AttentionGeometry {
     func probabilitiesRow(_ s: UnsafeMutablePointer<Float>, lse: Float) {
         if lse == .infinity {
             for j in 0..<lk { s[j] = 0 }
+            return
+        }
+        if HeadKernels.useAVX512 {
+            _ = unilip_exp_shift_avx512(s, lk, lse)
             return
         }
         let l = SIMD8<Float>(repeating: lse)
