@@ -62,6 +62,11 @@ static INLINE AVX512 void panel(const int nv, __mmask16 m0, __mmask16 m1, long m
         tile(1, nv, m0, m1, k, alpha, a + i * ars, ars, acs, b, ldb, beta, c + i * ldc, ldc);
 }
 
+/// Depth of one pass over a column panel: 128 rows of a 32-column B panel (16 KB) stay in L1
+/// while every row tile reads them; long products (P·V with k = keys) would otherwise stream
+/// the whole panel from L2 once per row tile.
+#define KC 128
+
 AVX512 void unilip_gemm_avx512(long m, long n, long k, float alpha,
                                const float *a, long ars, long acs,
                                const float *b, long ldb,
@@ -69,12 +74,16 @@ AVX512 void unilip_gemm_avx512(long m, long n, long k, float alpha,
     for (long j = 0; j < n; j += 32) {
         long w = n - j < 32 ? n - j : 32;
         __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
-        if (w > 16) {
-            __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - 16)) - 1);
-            panel(2, m0, m1, m, k, alpha, a, ars, acs, b + j, ldb, beta, c + j, ldc);
-        } else {
-            panel(1, m0, 0, m, k, alpha, a, ars, acs, b + j, ldb, beta, c + j, ldc);
-        }
+        __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF : w > 16 ? (__mmask16)((1u << (w - 16)) - 1) : 0;
+        long p0 = 0;
+        do {  /* at least once, so k = 0 still scales C by beta */
+            long kc = k - p0 < KC ? k - p0 : KC;
+            float bt = p0 == 0 ? beta : 1.0f;
+            const float *ap = a + p0 * acs, *bp = b + p0 * ldb + j;
+            if (w > 16) panel(2, m0, m1, m, kc, alpha, ap, ars, acs, bp, ldb, bt, c + j, ldc);
+            else panel(1, m0, 0, m, kc, alpha, ap, ars, acs, bp, ldb, bt, c + j, ldc);
+            p0 += kc;
+        } while (p0 < k);
     }
 }
 

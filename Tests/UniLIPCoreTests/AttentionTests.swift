@@ -140,7 +140,7 @@ final class AttentionTests: XCTestCase {
         // beta accumulation; the AVX-512 kernel where the CPU has it, and the SIMD8 one.
         let saved = HeadKernels.useAVX512
         defer { HeadKernels.useAVX512 = saved }
-        let shapes = [(7, 37, 5), (4, 16, 3), (9, 8, 11), (1, 3, 2), (13, 45, 7), (8, 32, 3), (21, 70, 9), (16, 17, 1)]
+        let shapes = [(7, 37, 5), (4, 16, 3), (9, 8, 11), (1, 3, 2), (13, 45, 7), (8, 32, 3), (21, 70, 9), (16, 17, 1), (9, 40, 300), (3, 5, 0)]
         for (avx512, (m, n, k)) in [false, saved].flatMap({ f in shapes.map { (f, $0) } }) {
             HeadKernels.useAVX512 = avx512
             for transA in [false, true] {
