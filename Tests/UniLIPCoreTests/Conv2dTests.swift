@@ -105,12 +105,16 @@ final class Conv2dTests: XCTestCase {
             var rng = RandomGenerator(seed: seed)
             return Tensor.normal(shape, rng: &rng)
         }
+        let savedOwn = ConvKernels.ownKernel
+        defer { ConvKernels.ownKernel = savedOwn }
         for (i, c) in cases.enumerated() {
             for bound in [savedBound, 100] {
                 Conv2dGeometry.maxColumnFloats = bound
                 var results: [[Tensor]] = []
-                for shifted in [false, true] {
+                // im2col; shifted with BLAS; shifted with the AVX-512 kernel where present.
+                for (shifted, own) in [(false, false), (true, false), (true, savedOwn)] {
                     ConvKernels.shiftedOverride = shifted
+                    ConvKernels.ownKernel = own
                     let x = normal(c.x, seed: UInt64(10 + i)), w = normal(c.w, seed: UInt64(20 + i))
                     let b = normal([c.w[0]], seed: UInt64(30 + i))
                     for t in [x, w, b] { t.requiresGrad = true }
@@ -118,7 +122,9 @@ final class Conv2dTests: XCTestCase {
                     y.backward(normal(y.shape, seed: UInt64(40 + i)))
                     results.append([y.detached(), try XCTUnwrap(x.grad), try XCTUnwrap(w.grad), try XCTUnwrap(b.grad)])
                 }
-                for (a, b) in zip(results[0], results[1]) { assertClose(a, b, atol: 1e-4, rtol: 1e-4, "case \(i)") }
+                for r in results.dropFirst() {
+                    for (a, b) in zip(results[0], r) { assertClose(a, b, atol: 1e-4, rtol: 1e-4, "case \(i)") }
+                }
             }
         }
     }

@@ -20,6 +20,13 @@ extension ConvKernels {
         }
     }()
 
+    /// Run the per-kernel-row products on the AVX-512 head kernel (reading the padded input in
+    /// place, split over our threads) instead of OpenBLAS, whose packing of the big operand
+    /// costs a quarter of the time when Cout is small. On by default where AVX-512 is present;
+    /// `UNILIP_CONV_OWN=0` or tests turn it off.
+    nonisolated(unsafe) static var ownKernel =
+        HeadKernels.useAVX512 && ProcessInfo.processInfo.environment["UNILIP_CONV_OWN"] != "0"
+
     /// Whether `g` runs on the shifted path.
     static func useShifted(_ g: Conv2dGeometry) -> Bool {
         guard g.sh == 1 && g.sw == 1 && !g.depthwise && !g.pointwise,
@@ -107,12 +114,31 @@ extension ConvKernels {
             let L = ShiftLayout(height: height, width: width, pad: pad, images: min(nb, n - first), g: g)
             let ld = L.ld, cols = L.columns
             padPlanes(src, channels: channels, height: height, width: width, pad: pad, first: first, L, padded.p)
-            for ki in 0..<g.kh {
-                for gi in 0..<groups {
-                    BLAS.sgemm(transA: false, transB: false, m: mG, n: cols, k: kk,
-                               a: weights + ki * m * kk + gi * mG * kk, lda: kk,
-                               b: padded.p + gi * kk * ld + L.shift(ki), ldb: ld,
-                               beta: ki == 0 ? 0 : 1, c: wide.p + gi * mG * cols, ldc: cols)
+            if ownKernel {
+                // Column chunks in parallel, every kernel row per chunk while its C block is
+                // in cache. The kernel reads B in place: no packing pass.
+                let chunk = 256, kh = g.kh, pp = UnsafePointer(padded.p), wp = wide.p
+                Parallel.forRange((cols + chunk - 1) / chunk) { range in
+                    for t in range {
+                        let j0 = t * chunk, nj = min(chunk, cols - j0)
+                        for ki in 0..<kh {
+                            for gi in 0..<groups {
+                                HeadKernels.gemm(m: mG, n: nj, k: kk, alpha: 1,
+                                                 a: weights + ki * m * kk + gi * mG * kk, ars: kk, acs: 1,
+                                                 b: pp + gi * kk * ld + L.shift(ki) + j0, ldb: ld,
+                                                 beta: ki == 0 ? 0 : 1, c: wp + gi * mG * cols + j0, ldc: cols)
+                            }
+                        }
+                    }
+                }
+            } else {
+                for ki in 0..<g.kh {
+                    for gi in 0..<groups {
+                        BLAS.sgemm(transA: false, transB: false, m: mG, n: cols, k: kk,
+                                   a: weights + ki * m * kk + gi * mG * kk, lda: kk,
+                                   b: padded.p + gi * kk * ld + L.shift(ki), ldb: ld,
+                                   beta: ki == 0 ? 0 : 1, c: wide.p + gi * mG * cols, ldc: cols)
+                    }
                 }
             }
             // Wide rows → output planes, adding the bias.
@@ -201,26 +227,61 @@ extension ConvKernels {
             let L = ShiftLayout(height: g.h, width: g.w, pad: (g.ph, g.pw), images: min(nb, g.n - first), g: g)
             let ld = L.ld, cols = L.columns
             padPlanes(x, channels: cin, height: g.h, width: g.w, pad: (g.ph, g.pw), first: first, L, padded.p)
-            // Upstream gradient in wide rows, zero in the discarded columns.
             let images = L.images, plane = L.plane, wp = L.wp, oh = g.oh, ow = g.ow, f = first
             let w = wide.p
-            Parallel.forRange(cout * images, grain: max(1, 16384 / max(plane, 1))) { range in
-                for t in range {
-                    let co = t / images, nl = t - co * images
-                    let s = gy + ((f + nl) * cout + co) * oh * ow
-                    let d = w + co * cols + nl * plane
-                    d.update(repeating: 0, count: nl == images - 1 ? oh * wp : plane)
-                    for y in 0..<oh { (d + y * wp).update(from: s + y * ow, count: ow) }
+            if ownKernel {
+                // Upstream gradient pixel-major ([columns, Cout], zero in discarded columns), so
+                // the kernel reads it as a row-major B; rows of the result split over threads.
+                Parallel.forRange(images * L.hp, grain: 4) { range in
+                    for t in range {
+                        let nl = t / L.hp, y = t - nl * L.hp
+                        let j0 = nl * plane + y * wp
+                        if j0 >= cols { continue }
+                        let d = w + j0 * cout
+                        if y >= oh {
+                            d.update(repeating: 0, count: wp * cout)
+                            continue
+                        }
+                        let s = gy + (f + nl) * cout * oh * ow + y * ow
+                        for x in 0..<ow {
+                            let dx = d + x * cout
+                            for co in 0..<cout { dx[co] = s[co * oh * ow + x] }
+                        }
+                        (d + ow * cout).update(repeating: 0, count: (wp - ow) * cout)
+                    }
                 }
-            }
-            // Transposed product (padded rows × wideᵀ): BLAS then packs the big padded rows
-            // with its contiguous copy instead of the transposing one.
-            for ki in 0..<kh {
-                for gi in 0..<groups {
-                    BLAS.sgemm(transA: false, transB: true, m: kk, n: coutG, k: cols,
-                               a: padded.p + gi * kk * ld + L.shift(ki), lda: ld,
-                               b: wide.p + gi * coutG * cols, ldb: cols,
-                               beta: 1, c: gwt.p + (ki * cin + gi * cinG) * kw * coutG, ldc: coutG)
+                let rb = 16, blocks = (kk + rb - 1) / rb
+                let pp = UnsafePointer(padded.p), gp = gwt.p
+                Parallel.forRange(kh * groups * blocks) { range in
+                    for t in range {
+                        let ki = t / (groups * blocks), rest = t - ki * groups * blocks
+                        let gi = rest / blocks, i0 = (rest - gi * blocks) * rb
+                        HeadKernels.gemm(m: min(rb, kk - i0), n: coutG, k: cols, alpha: 1,
+                                         a: pp + (gi * kk + i0) * ld + L.shift(ki), ars: ld, acs: 1,
+                                         b: w + gi * coutG, ldb: cout,
+                                         beta: 1, c: gp + ((ki * cin + gi * cinG) * kw + i0) * coutG, ldc: coutG)
+                    }
+                }
+            } else {
+                // Upstream gradient in wide rows, zero in the discarded columns.
+                Parallel.forRange(cout * images, grain: max(1, 16384 / max(plane, 1))) { range in
+                    for t in range {
+                        let co = t / images, nl = t - co * images
+                        let s = gy + ((f + nl) * cout + co) * oh * ow
+                        let d = w + co * cols + nl * plane
+                        d.update(repeating: 0, count: nl == images - 1 ? oh * wp : plane)
+                        for y in 0..<oh { (d + y * wp).update(from: s + y * ow, count: ow) }
+                    }
+                }
+                // Transposed product (padded rows × wideᵀ): BLAS then packs the big padded rows
+                // with its contiguous copy instead of the transposing one.
+                for ki in 0..<kh {
+                    for gi in 0..<groups {
+                        BLAS.sgemm(transA: false, transB: true, m: kk, n: coutG, k: cols,
+                                   a: padded.p + gi * kk * ld + L.shift(ki), lda: ld,
+                                   b: wide.p + gi * coutG * cols, ldb: cols,
+                                   beta: 1, c: gwt.p + (ki * cin + gi * cinG) * kw * coutG, ldc: coutG)
+                    }
                 }
             }
             first += L.images
