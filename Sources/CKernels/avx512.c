@@ -11,7 +11,7 @@ int unilip_has_avx512(void) {
 
 /// One mr × (16·nv) tile of C: columns masked by m0 (first 16) and m1 (next 16).
 /// Column panels of B stay in L1/L2 across the row tiles of the caller's loop.
-static INLINE AVX512 void tile(const int mr, const int nv, __mmask16 m0, __mmask16 m1, long k,
+static INLINE AVX512 void tile(const int mr, const int nv, const int prefetch, __mmask16 m0, __mmask16 m1, long k,
                                float alpha, const float *a, long ars, long acs,
                                const float *b, long ldb, float beta, float *c, long ldc) {
     __m512 acc[8][2];
@@ -28,6 +28,12 @@ static INLINE AVX512 void tile(const int mr, const int nv, __mmask16 m0, __mmask
     for (long p = 0; p < k; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
         __m512 b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, bp + 16) : _mm512_setzero_ps();
+        if (prefetch) {
+            // The next column panel's rows: B rows far apart (a convolution's padded planes)
+            // defeat the hardware prefetcher.
+            _mm_prefetch((const char *)(bp + 32), _MM_HINT_T0);
+            _mm_prefetch((const char *)(bp + 48), _MM_HINT_T0);
+        }
         for (int r = 0; r < mr; r++) {
             __m512 x = _mm512_set1_ps(ar[r][off]);
             acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
@@ -54,37 +60,43 @@ static INLINE AVX512 void panel(const int nv, __mmask16 m0, __mmask16 m1, long m
                                 const float *a, long ars, long acs, const float *b, long ldb,
                                 float beta, float *c, long ldc) {
     long i = 0;
+    if (m >= 8) {
+        tile(8, nv, 1, m0, m1, k, alpha, a, ars, acs, b, ldb, beta, c, ldc);
+        i = 8;
+    }
     for (; i + 8 <= m; i += 8)
-        tile(8, nv, m0, m1, k, alpha, a + i * ars, ars, acs, b, ldb, beta, c + i * ldc, ldc);
+        tile(8, nv, 0, m0, m1, k, alpha, a + i * ars, ars, acs, b, ldb, beta, c + i * ldc, ldc);
     for (; i + 4 <= m; i += 4)
-        tile(4, nv, m0, m1, k, alpha, a + i * ars, ars, acs, b, ldb, beta, c + i * ldc, ldc);
+        tile(4, nv, 0, m0, m1, k, alpha, a + i * ars, ars, acs, b, ldb, beta, c + i * ldc, ldc);
     for (; i < m; i++)
-        tile(1, nv, m0, m1, k, alpha, a + i * ars, ars, acs, b, ldb, beta, c + i * ldc, ldc);
+        tile(1, nv, 0, m0, m1, k, alpha, a + i * ars, ars, acs, b, ldb, beta, c + i * ldc, ldc);
 }
 
-/// Depth of one pass over a column panel: 128 rows of a 32-column B panel (16 KB) stay in L1
-/// while every row tile reads them; long products (P·V with k = keys) would otherwise stream
-/// the whole panel from L2 once per row tile.
+/// Depth of one pass over B: 128 rows of a 32-column panel (16 KB) stay in L1 while every row
+/// tile reads them; long products (P·V with k = keys) would otherwise stream the whole panel
+/// from L2 once per row tile. Passes run over all column panels, each first row tile
+/// prefetching the next panel.
 #define KC 128
 
 AVX512 void unilip_gemm_avx512(long m, long n, long k, float alpha,
                                const float *a, long ars, long acs,
                                const float *b, long ldb,
                                float beta, float *c, long ldc) {
-    for (long j = 0; j < n; j += 32) {
-        long w = n - j < 32 ? n - j : 32;
-        __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
-        __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF : w > 16 ? (__mmask16)((1u << (w - 16)) - 1) : 0;
-        long p0 = 0;
-        do {  /* at least once, so k = 0 still scales C by beta */
-            long kc = k - p0 < KC ? k - p0 : KC;
-            float bt = p0 == 0 ? beta : 1.0f;
-            const float *ap = a + p0 * acs, *bp = b + p0 * ldb + j;
+    long p0 = 0;
+    do {  /* at least once, so k = 0 still scales C by beta */
+        long kc = k - p0 < KC ? k - p0 : KC;
+        float bt = p0 == 0 ? beta : 1.0f;
+        const float *ap = a + p0 * acs;
+        for (long j = 0; j < n; j += 32) {
+            long w = n - j < 32 ? n - j : 32;
+            __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
+            __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF : w > 16 ? (__mmask16)((1u << (w - 16)) - 1) : 0;
+            const float *bp = b + p0 * ldb + j;
             if (w > 16) panel(2, m0, m1, m, kc, alpha, ap, ars, acs, bp, ldb, bt, c + j, ldc);
             else panel(1, m0, 0, m, kc, alpha, ap, ars, acs, bp, ldb, bt, c + j, ldc);
-            p0 += kc;
-        } while (p0 < k);
-    }
+        }
+        p0 += kc;
+    } while (p0 < k);
 }
 
 static INLINE AVX512 __mmask16 tail_mask(long left) {
