@@ -250,7 +250,9 @@ extension ConvKernels {
                         (d + ow * cout).update(repeating: 0, count: (wp - ow) * cout)
                     }
                 }
-                let rb = 16, blocks = (kk + rb - 1) / rb
+                // Few, tall row blocks: every block streams the whole pixel-major gradient.
+                let split = max(1, (2 * Parallel.threads + kh * groups - 1) / (kh * groups))
+                let rb = ((kk + split - 1) / split + 7) / 8 * 8, blocks = (kk + rb - 1) / rb
                 let pp = UnsafePointer(padded.p), gp = gwt.p
                 Parallel.forRange(kh * groups * blocks) { range in
                     for t in range {
