@@ -144,3 +144,66 @@ AVX512 float unilip_exp_shift_avx512(float *x, long n, float shift) {
     }
     return _mm512_reduce_add_ps(sum);
 }
+
+/// One mr × (16·nv) tile of a tap sum: all taps accumulate in registers before one store.
+static INLINE AVX512 void conv_tile(const int mr, const int nv, int prefetch, __mmask16 m0, __mmask16 m1,
+                                    long k, long taps, const float *a, long tapStride, long lda,
+                                    const float *b, long ldb, const long *offsets, float *c, long ldc) {
+    __m512 acc[8][2];
+    for (int r = 0; r < mr; r++) {
+        acc[r][0] = _mm512_setzero_ps();
+        acc[r][1] = _mm512_setzero_ps();
+    }
+    for (long t = 0; t < taps; t++) {
+        const float *ar[8];
+        for (int r = 0; r < mr; r++) ar[r] = a + t * tapStride + r * lda;
+        const float *bp = b + offsets[t];
+        for (long p = 0; p < k; p++) {
+            __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
+            __m512 b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, bp + 16) : _mm512_setzero_ps();
+            if (prefetch) {
+                _mm_prefetch((const char *)(bp + 32), _MM_HINT_T0);
+                _mm_prefetch((const char *)(bp + 48), _MM_HINT_T0);
+            }
+            for (int r = 0; r < mr; r++) {
+                __m512 x = _mm512_set1_ps(ar[r][p]);
+                acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+                if (nv > 1) acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+            }
+            bp += ldb;
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, m0, acc[r][0]);
+        if (nv > 1) _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc[r][1]);
+    }
+}
+
+static INLINE AVX512 void conv_panel(const int nv, __mmask16 m0, __mmask16 m1, long m, long k, long taps,
+                                     const float *a, long tapStride, long lda, const float *b, long ldb,
+                                     const long *offsets, float *c, long ldc) {
+    long i = 0;
+    if (m >= 8) {
+        conv_tile(8, nv, 1, m0, m1, k, taps, a, tapStride, lda, b, ldb, offsets, c, ldc);
+        i = 8;
+    }
+    for (; i + 8 <= m; i += 8)
+        conv_tile(8, nv, 0, m0, m1, k, taps, a + i * lda, tapStride, lda, b, ldb, offsets, c + i * ldc, ldc);
+    for (; i + 4 <= m; i += 4)
+        conv_tile(4, nv, 0, m0, m1, k, taps, a + i * lda, tapStride, lda, b, ldb, offsets, c + i * ldc, ldc);
+    for (; i < m; i++)
+        conv_tile(1, nv, 0, m0, m1, k, taps, a + i * lda, tapStride, lda, b, ldb, offsets, c + i * ldc, ldc);
+}
+
+AVX512 void unilip_conv_avx512(long m, long n, long k, long taps,
+                               const float *a, long tapStride, long lda,
+                               const float *b, long ldb, const long *offsets,
+                               float *c, long ldc) {
+    for (long j = 0; j < n; j += 32) {
+        long w = n - j < 32 ? n - j : 32;
+        __mmask16 m0 = w >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << w) - 1);
+        __mmask16 m1 = w >= 32 ? (__mmask16)0xFFFF : w > 16 ? (__mmask16)((1u << (w - 16)) - 1) : 0;
+        if (w > 16) conv_panel(2, m0, m1, m, k, taps, a, tapStride, lda, b + j, ldb, offsets, c + j, ldc);
+        else conv_panel(1, m0, 0, m, k, taps, a, tapStride, lda, b + j, ldb, offsets, c + j, ldc);
+    }
+}

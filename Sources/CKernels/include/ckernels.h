@@ -15,6 +15,15 @@ void unilip_gemm_avx512(long m, long n, long k, float alpha,
                         const float *b, long ldb,
                         float beta, float *c, long ldc);
 
+/// C[m,n] = Σ_t A_t · B_t over `taps` products sharing C (a convolution's kernel taps read
+/// from one padded input): A_t = a + t·tapStride, row-major [m, k] with leading dimension lda;
+/// B_t = b + offsets[t], row-major [k, n] with leading dimension ldb. Overwrites C.
+/// AVX-512F only.
+void unilip_conv_avx512(long m, long n, long k, long taps,
+                        const float *a, long tapStride, long lda,
+                        const float *b, long ldb, const long *offsets,
+                        float *c, long ldc);
+
 /// max of x[0..<n] (-inf for n = 0). AVX-512F only.
 float unilip_max_avx512(const float *x, long n);
 

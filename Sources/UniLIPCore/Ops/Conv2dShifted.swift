@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Stride-1 convolutions without an im2col matrix. With the input zero-padded into rows of
@@ -47,6 +48,10 @@ extension ConvKernels {
         /// GEMM columns: every image's padded plane, the last one only up to its output rows.
         var columns: Int { (images - 1) * plane + outH * wp }
         var ld: Int { images * plane }
+        /// Row stride of a single padded copy: the last taps read (kW − 1)·dw past the planes.
+        var singleLD: Int { images * plane + (kw - 1) * dw }
+        /// Offset of tap (ki, kj) = (t / kW, t % kW) in a single padded copy.
+        func tapOffset(_ t: Int) -> Int { (t / kw) * dh * wp + (t % kw) * dw }
         /// Offset of kernel row ki's B matrix.
         func shift(_ ki: Int) -> Int { ki * dh * wp }
 
@@ -68,13 +73,17 @@ extension ConvKernels {
     /// Writes images first..<first+L.images of src ([N, channels, height, width]) as padded,
     /// kj-shifted rows.
     static func padPlanes(_ src: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-                          pad: (Int, Int), first: Int, _ L: ShiftLayout, _ dst: UnsafeMutablePointer<Float>) {
-        let images = L.images, plane = L.plane, wp = L.wp, ld = L.ld, inPlane = height * width
+                          pad: (Int, Int), first: Int, _ L: ShiftLayout, _ dst: UnsafeMutablePointer<Float>,
+                          single: Bool = false) {
+        let images = L.images, plane = L.plane, wp = L.wp, inPlane = height * width
         let kw = L.kw, dw = L.dw
+        // single: one copy per channel with a zero tail for the taps' overreach (row stride
+        // `singleLD`), for the tap-sum kernel.
+        let copies = single ? 1 : kw, ld = single ? L.singleLD : L.ld
         let (ph, pw) = pad
-        Parallel.forRange(channels, grain: max(1, 16384 / max(ld * kw, 1))) { range in
+        Parallel.forRange(channels, grain: max(1, 16384 / max(ld * copies, 1))) { range in
             for c in range {
-                let base = dst + c * kw * ld
+                let base = dst + c * copies * ld
                 for nl in 0..<images {
                     let s = src + ((first + nl) * channels + c) * inPlane
                     let d = base + nl * plane
@@ -86,6 +95,10 @@ extension ConvKernels {
                     }
                     (d + (ph + height - 1) * wp + pw + width).update(repeating: 0, count: pw + ph * wp)
                 }
+                if single {
+                    (base + images * plane).update(repeating: 0, count: ld - images * plane)
+                    continue
+                }
                 for kj in 1..<max(kw, 1) {
                     let o = kj * dw
                     (base + kj * ld).update(from: base + o, count: ld - o)
@@ -96,8 +109,8 @@ extension ConvKernels {
     }
 
     /// dst[N, groups·mG, outH, outW] = Σ kernel rows W_ki · shifted padded source, plus bias.
-    /// weights: [kH][groups·mG][cG·kW] (inner order channel, kj); the source has groups·cG
-    /// channels.
+    /// weights: [kH][groups·mG][cG·kW] (inner order channel, kj), or with `ownKernel`
+    /// [kH·kW][groups·mG][cG]; the source has groups·cG channels.
     static func shiftedConv(_ src: UnsafePointer<Float>, n: Int, channels: Int, height: Int, width: Int,
                             pad: (Int, Int), g: Conv2dGeometry, rowsPerGroup mG: Int,
                             weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
@@ -113,25 +126,28 @@ extension ConvKernels {
         while first < n {
             let L = ShiftLayout(height: height, width: width, pad: pad, images: min(nb, n - first), g: g)
             let ld = L.ld, cols = L.columns
-            padPlanes(src, channels: channels, height: height, width: width, pad: pad, first: first, L, padded.p)
             if ownKernel {
-                // Column chunks in parallel, every kernel row per chunk while its C block is
-                // in cache. The kernel reads B in place: no packing pass.
-                let chunk = 256, kh = g.kh, pp = UnsafePointer(padded.p), wp = wide.p
-                Parallel.forRange((cols + chunk - 1) / chunk) { range in
-                    for t in range {
-                        let j0 = t * chunk, nj = min(chunk, cols - j0)
-                        for ki in 0..<kh {
+                // One padded copy; the kernel sums all taps of a C tile in registers, reading the
+                // copy in place at each tap's offset (no packing, no kW copies). Column chunks
+                // split over threads.
+                padPlanes(src, channels: channels, height: height, width: width, pad: pad, first: first, L,
+                          padded.p, single: true)
+                let chunk = 256, taps = g.kh * kw, sld = L.singleLD, pp = UnsafePointer(padded.p), wp = wide.p
+                let offsets = (0..<taps).map { L.tapOffset($0) }
+                offsets.withUnsafeBufferPointer { offsets in
+                    Parallel.forRange((cols + chunk - 1) / chunk) { range in
+                        for t in range {
+                            let j0 = t * chunk, nj = min(chunk, cols - j0)
                             for gi in 0..<groups {
-                                HeadKernels.gemm(m: mG, n: nj, k: kk, alpha: 1,
-                                                 a: weights + ki * m * kk + gi * mG * kk, ars: kk, acs: 1,
-                                                 b: pp + gi * kk * ld + L.shift(ki) + j0, ldb: ld,
-                                                 beta: ki == 0 ? 0 : 1, c: wp + gi * mG * cols + j0, ldc: cols)
+                                unilip_conv_avx512(mG, nj, cG, taps, weights + gi * mG * cG, m * cG, cG,
+                                                   pp + gi * cG * sld + j0, sld, offsets.baseAddress,
+                                                   wp + gi * mG * cols + j0, cols)
                             }
                         }
                     }
                 }
             } else {
+                padPlanes(src, channels: channels, height: height, width: width, pad: pad, first: first, L, padded.p)
                 for ki in 0..<g.kh {
                     for gi in 0..<groups {
                         BLAS.sgemm(transA: false, transB: false, m: mG, n: cols, k: kk,
@@ -171,11 +187,17 @@ extension ConvKernels {
         // [Cout, CinG, kH, kW] → [kH, Cout, CinG, kW].
         let wf = Scratch(floats: kh * cout * cinG * kw)
         defer { wf.release() }
+        let own = ownKernel
         for co in 0..<cout {
             for ci in 0..<cinG {
                 for ki in 0..<kh {
                     for kj in 0..<kw {
-                        wf.p[((ki * cout + co) * cinG + ci) * kw + kj] = weight[((co * cinG + ci) * kh + ki) * kw + kj]
+                        let v = weight[((co * cinG + ci) * kh + ki) * kw + kj]
+                        if own {  // [kH·kW, Cout, CinG]
+                            wf.p[((ki * kw + kj) * cout + co) * cinG + ci] = v
+                        } else {
+                            wf.p[((ki * cout + co) * cinG + ci) * kw + kj] = v
+                        }
                     }
                 }
             }
@@ -195,14 +217,19 @@ extension ConvKernels {
             // W[co, ci, kH−1−ki, kW−1−kj].
             let wt = Scratch(floats: kh * cin * coutG * kw)
             defer { wt.release() }
+            let own = ownKernel
             for gi in 0..<groups {
                 for o in 0..<coutG {
                     for c in 0..<cinG {
                         let s = weight + ((gi * coutG + o) * cinG + c) * kh * kw
                         for ki in 0..<kh {
                             for kj in 0..<kw {
-                                wt.p[((ki * cin + gi * cinG + c) * coutG + o) * kw + kj] =
-                                    s[(kh - 1 - ki) * kw + (kw - 1 - kj)]
+                                let v = s[(kh - 1 - ki) * kw + (kw - 1 - kj)]
+                                if own {  // [kH·kW, Cin, CoutG]
+                                    wt.p[((ki * kw + kj) * cin + gi * cinG + c) * coutG + o] = v
+                                } else {
+                                    wt.p[((ki * cin + gi * cinG + c) * coutG + o) * kw + kj] = v
+                                }
                             }
                         }
                     }
