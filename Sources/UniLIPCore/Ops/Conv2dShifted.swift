@@ -253,7 +253,8 @@ extension ConvKernels {
         while first < g.n {
             let L = ShiftLayout(height: g.h, width: g.w, pad: (g.ph, g.pw), images: min(nb, g.n - first), g: g)
             let ld = L.ld, cols = L.columns
-            padPlanes(x, channels: cin, height: g.h, width: g.w, pad: (g.ph, g.pw), first: first, L, padded.p)
+            padPlanes(x, channels: cin, height: g.h, width: g.w, pad: (g.ph, g.pw), first: first, L, padded.p,
+                      single: ownKernel)
             let images = L.images, plane = L.plane, wp = L.wp, oh = g.oh, ow = g.ow, f = first
             let w = wide.p
             if ownKernel {
@@ -277,18 +278,22 @@ extension ConvKernels {
                         (d + ow * cout).update(repeating: 0, count: (wp - ow) * cout)
                     }
                 }
-                // Few, tall row blocks: every block streams the whole pixel-major gradient.
-                let split = max(1, (2 * Parallel.threads + kh * groups - 1) / (kh * groups))
-                let rb = ((kk + split - 1) / split + 7) / 8 * 8, blocks = (kk + rb - 1) / rb
+                // One product per tap on the single padded copy (rows ci at the tap's offset),
+                // written to rows (ci, kj) of the kernel row's result. Few, tall row blocks:
+                // every block streams the whole pixel-major gradient.
+                let taps = kh * kw, sld = L.singleLD
+                let split = (taps * groups) % Parallel.threads == 0 ? 1 : Parallel.threads
+                let rb = ((cinG + split - 1) / split + 7) / 8 * 8, blocks = (cinG + rb - 1) / rb
                 let pp = UnsafePointer(padded.p), gp = gwt.p
-                Parallel.forRange(kh * groups * blocks) { range in
+                Parallel.forRange(taps * groups * blocks) { range in
                     for t in range {
-                        let ki = t / (groups * blocks), rest = t - ki * groups * blocks
+                        let tap = t / (groups * blocks), rest = t - tap * groups * blocks
                         let gi = rest / blocks, i0 = (rest - gi * blocks) * rb
-                        HeadKernels.gemm(m: min(rb, kk - i0), n: coutG, k: cols, alpha: 1,
-                                         a: pp + (gi * kk + i0) * ld + L.shift(ki), ars: ld, acs: 1,
-                                         b: w + gi * coutG, ldb: cout,
-                                         beta: 1, c: gp + ((ki * cin + gi * cinG) * kw + i0) * coutG, ldc: coutG)
+                        let ki = tap / kw, kj = tap - ki * kw
+                        HeadKernels.gemm(m: min(rb, cinG - i0), n: coutG, k: cols, alpha: 1,
+                                         a: pp + (gi * cinG + i0) * sld + L.tapOffset(tap), ars: sld, acs: 1,
+                                         b: w + gi * coutG, ldb: cout, beta: 1,
+                                         c: gp + ((ki * cin + gi * cinG + i0) * kw + kj) * coutG, ldc: kw * coutG)
                     }
                 }
             } else {
