@@ -2,14 +2,16 @@ import CKernels
 import Foundation
 
 /// Stride-1 convolutions without an im2col matrix. With the input zero-padded into rows of
-/// Wp = W + 2·pw columns, kernel tap (ki, kj) reads the padded planes at one fixed offset.
-/// The buffer holds kW copies of each padded channel, copy kj shifted by kj·dw, so one kernel
-/// row ki is a single GEMM [Cout, Cin·kW] × [Cin·kW, columns] whose B matrix starts ki·dh rows
-/// into the buffer: kH GEMMs per pass instead of one im2col matrix kH·kW times the input.
-/// Outputs come out "wide" (Wp columns per row, the last Wp − ow discarded). The input gradient
-/// is the same kind of convolution of the upstream gradient (padded by (k−1)·d − p) with the
-/// flipped, transposed kernel, so no col2im; the weight gradient is one GEMM per kernel row
-/// against the wide, zero-filled upstream gradient.
+/// Wp = W + 2·pw columns, kernel tap (ki, kj) reads the padded planes at one fixed offset, and
+/// outputs come out "wide" (Wp columns per row, the last Wp − ow discarded).
+/// - With AVX-512 (`ownKernel`): one padded copy; a C kernel sums all kH·kW taps of each output
+///   tile in registers, reading the copy in place (no packing). The weight gradient is one
+///   product per tap against the pixel-major upstream gradient.
+/// - Otherwise (OpenBLAS): kW copies of each padded channel, copy kj shifted by kj·dw, so kernel
+///   row ki is one GEMM [Cout, Cin·kW] × [Cin·kW, columns] starting ki·dh rows into the buffer.
+/// The input gradient is the same kind of convolution of the upstream gradient (padded by
+/// (k−1)·d − p) with the flipped, transposed kernel, so no col2im. Against im2col this avoids
+/// writing and re-reading a kH·kW-times larger matrix in every pass.
 extension ConvKernels {
     /// nil: choose by shape; true/false force the path where it applies (tests, and
     /// `UNILIP_CONV_SHIFTED=0|1`).
@@ -21,10 +23,10 @@ extension ConvKernels {
         }
     }()
 
-    /// Run the per-kernel-row products on the AVX-512 head kernel (reading the padded input in
-    /// place, split over our threads) instead of OpenBLAS, whose packing of the big operand
-    /// costs a quarter of the time when Cout is small. On by default where AVX-512 is present;
-    /// `UNILIP_CONV_OWN=0` or tests turn it off.
+    /// Run the products on the AVX-512 kernels (reading the padded input in place, split over
+    /// our threads) instead of OpenBLAS, whose packing of the big operand costs a quarter of the
+    /// time when Cout is small. On by default where AVX-512 is present; `UNILIP_CONV_OWN=0` or
+    /// tests turn it off.
     nonisolated(unsafe) static var ownKernel =
         HeadKernels.useAVX512 && ProcessInfo.processInfo.environment["UNILIP_CONV_OWN"] != "0"
 
@@ -40,7 +42,8 @@ extension ConvKernels {
     }
 
     /// Layout of a tile of images: per source channel, kW rows of `ld` floats, row kj holding
-    /// the `images` padded planes (hp × wp each) read from offset kj·dw, zero past their end.
+    /// the `images` padded planes (hp × wp each) read from offset kj·dw, zero past their end;
+    /// or (single) one row of `singleLD` floats.
     struct ShiftLayout {
         let hp, wp, outH, outW, images: Int
         let kh, kw, dh, dw: Int
