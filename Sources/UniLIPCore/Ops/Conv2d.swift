@@ -4,8 +4,8 @@
 // for the input gradient and the weight gradient accumulated by GEMMs with beta = 1. A tile
 // is several small images (so BLAS sees enough columns) or a block of output rows of one
 // image (so the im2col buffer stays cache-sized). Stride-1 1×1 convolutions multiply the
-// input directly; other stride-1 convolutions with enough channels run one GEMM per kernel tap
-// on a padded copy of the input (Conv2dShifted.swift). Convolutions with one input channel per group (depthwise) use a direct
+// input directly; other stride-1 convolutions with enough channels read a zero-padded copy of
+// the input at each kernel tap's offset, without im2col or col2im (Conv2dShifted.swift). Convolutions with one input channel per group (depthwise) use a direct
 // kernel split over channels.
 
 /// Sizes of one conv2d call.
