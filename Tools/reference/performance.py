@@ -113,8 +113,11 @@ def main():
               "channels); the input gradient is the same convolution of the padded upstream gradient with the "
               "flipped kernel (no col2im), the weight gradient one product per tap against the pixel-major "
               "gradient. Without AVX-512 the same layout runs one OpenBLAS GEMM per kernel row. On one thread "
-              "we are at or ahead of PyTorch; on two we scale worse (~1.5×) than oneDNN's direct convolution, "
-              "and the benchmark's `sum().backward()` (an 8 MB gradient of ones, materialised) costs 5–10%.",
+              "we measured ~10% ahead of PyTorch; on two the medians are level, but PyTorch's rounds spread "
+              "more (34–58 ms in one run, ours 40–42 ms) and its fastest are ~15% ahead: we scale ~1.5× from "
+              "one thread to two (three hand-offs per image per pass, memory-bound padding and wide-row "
+              "copies), and the benchmark's `sum().backward()` (an 8 MB gradient of ones, materialised) "
+              "costs 5–10%.",
               "- (c) attention: per (batch, head) in parallel, blocks of 64 query rows through an 8×32 AVX-512 "
               "micro-kernel (128-deep passes so the B panel stays in L1) and an AVX-512 exp; backward "
               "recomputes scores from the saved log-sum-exp (five GEMMs per block, as PyTorch's flash kernel). "
