@@ -113,8 +113,8 @@ def main():
               "channels); the input gradient is the same convolution of the padded upstream gradient with the "
               "flipped kernel (no col2im), the weight gradient one product per tap against the pixel-major "
               "gradient. Without AVX-512 the same layout runs one OpenBLAS GEMM per kernel row. On one thread "
-              "we measured ~10% ahead of PyTorch; on two the medians are level, but PyTorch's rounds spread "
-              "more (34–58 ms in one run, ours 40–42 ms) and its fastest are ~15% ahead: we scale ~1.5× from "
+              "PyTorch is ~5% ahead (59 against 63 ms, quiet machine); on two the medians are level, but PyTorch's rounds spread "
+              "more (34–58 ms in one run, ours 40–42 ms) and its fastest are ~15% ahead: we scale ~1.55× from "
               "one thread to two (three hand-offs per image per pass, memory-bound padding and wide-row "
               "copies), and the benchmark's `sum().backward()` (an 8 MB gradient of ones, materialised) "
               "costs 5–10%.",
