@@ -135,7 +135,12 @@ extension ConvKernels {
                 // split over threads.
                 padPlanes(src, channels: channels, height: height, width: width, pad: pad, first: first, L,
                           padded.p, single: true)
-                let chunk = 256, taps = g.kh * kw, sld = L.singleLD, pp = UnsafePointer(padded.p), wp = wide.p
+                // Chunks of ~256 columns, as many as a multiple of the thread count so each
+                // thread gets the same width (17 chunks would leave one thread 20% short).
+                let threads = Parallel.threads
+                let count = ((cols + 255) / 256 + threads - 1) / threads * threads
+                let chunk = ((cols + count - 1) / count + 15) / 16 * 16
+                let taps = g.kh * kw, sld = L.singleLD, pp = UnsafePointer(padded.p), wp = wide.p
                 let offsets = (0..<taps).map { L.tapOffset($0) }
                 offsets.withUnsafeBufferPointer { offsets in
                     Parallel.forRange((cols + chunk - 1) / chunk) { range in
