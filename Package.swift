@@ -33,7 +33,10 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
-        .target(name: "UniLIPCore", dependencies: ["CBLAS"], swiftSettings: optimized),
+        // AVX-512 kernels chosen at run time (per-function target attributes; the baseline
+        // stays x86-64-v3 so the binary runs on AVX2-only CPUs).
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: optimizedC),
+        .target(name: "UniLIPCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimized),
         .target(name: "UniLIPNN", dependencies: ["UniLIPCore"], swiftSettings: optimized),
         .target(name: "UniLIPIO", dependencies: ["UniLIPCore", "UniLIPNN", "CPNG", "CTurboJPEG"],
                 swiftSettings: optimized),

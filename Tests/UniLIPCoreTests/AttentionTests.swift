@@ -1,3 +1,4 @@
+import CKernels
 @testable import UniLIPCore
 import UniLIPTestSupport
 import XCTest
@@ -73,15 +74,25 @@ final class AttentionTests: XCTestCase {
         let q = randn(2, 4, 130, 64, seed: 1), k = randn(2, 2, 141, 64, seed: 2), v = randn(2, 2, 141, 40, seed: 3)
         let gy = randn(2, 4, 130, 40, seed: 4)
         var results: [[Tensor]] = []
-        for backend in [Backend.blas, .simd] {
+        let savedBudget = Tensor.attentionBLASScoreFloats
+        defer { Tensor.attentionBLASScoreFloats = savedBudget }
+        let savedAVX512 = HeadKernels.useAVX512
+        defer { HeadKernels.useAVX512 = savedAVX512 }
+        // BLAS with one 130-row block, BLAS with 64-row blocks, SIMD (AVX-512 where present), SIMD8.
+        for (backend, budget, avx512) in [(Backend.blas, savedBudget, savedAVX512), (.blas, 1, savedAVX512),
+                                          (.simd, savedBudget, savedAVX512), (.simd, savedBudget, false)] {
             Tensor.attentionBackend = backend
+            Tensor.attentionBLASScoreFloats = budget
+            HeadKernels.useAVX512 = avx512
             for p in [q, k, v] { p.requiresGrad = true; p.zeroGrad() }
             let y = Tensor.scaledDotProductAttention(q: q, k: k, v: v, causal: true)
             y.backward(gy)
             results.append([y.detached()] + [q, k, v].compactMap(\.grad))
         }
-        XCTAssertEqual(results[1].count, 4)
-        for (a, b) in zip(results[0], results[1]) { assertClose(a, b, atol: 1e-4, rtol: 1e-3) }
+        XCTAssertEqual(results[3].count, 4)
+        for r in results.dropFirst() {
+            for (a, b) in zip(results[0], r) { assertClose(a, b, atol: 1e-4, rtol: 1e-3) }
+        }
     }
 
     func testSoftmaxExpKernelAccuracy() {
@@ -101,9 +112,37 @@ final class AttentionTests: XCTestCase {
         XCTAssertEqual(masked, SIMD8(repeating: 0))
     }
 
+    func testAVX512ExpAndMaxMatchReference() throws {
+        try XCTSkipUnless(HeadKernels.useAVX512, "CPU without AVX-512")
+        var xs: [Float] = []
+        var x: Float = -87
+        while x < 88 { xs.append(x); x += 0.0731 }
+        xs += [-.infinity, -100, 0]  // 2 403 values: a masked tail
+        let expected = xs.map { Foundation.exp(Double($0)) }
+        var ys = xs
+        _ = ys.withUnsafeMutableBufferPointer { unilip_exp_shift_avx512($0.baseAddress, $0.count, 0) }
+        var worst = 0.0
+        for (y, e) in zip(ys, expected) where e > 1e-37 { worst = max(worst, Swift.abs(Double(y) - e) / e) }
+        XCTAssertLessThan(worst, 5e-7)
+        XCTAssertEqual(ys[ys.count - 3], 0)
+        // The shift and the returned sum, on a ragged length.
+        var zs = (0..<37).map { Float($0) * 0.5 - 9 }
+        let sum = zs.withUnsafeMutableBufferPointer { unilip_exp_shift_avx512($0.baseAddress, $0.count, 1.5) }
+        let ref = (0..<37).map { Foundation.exp(Double(Float($0) * 0.5 - 9 - 1.5)) }
+        XCTAssertEqual(Double(sum), ref.reduce(0, +), accuracy: 1e-5 * ref.reduce(0, +))
+        for (z, r) in zip(zs, ref) { XCTAssertEqual(Double(z), r, accuracy: 1e-6 * r) }
+        XCTAssertEqual(xs.withUnsafeBufferPointer { unilip_max_avx512($0.baseAddress, 17) }, xs[16])
+        XCTAssertEqual(unilip_max_avx512(xs, 0), -.infinity)
+    }
+
     func testSmallGemmMatchesNaive() {
-        // Transposed and plain A, ragged sizes, beta accumulation.
-        for (m, n, k) in [(7, 37, 5), (4, 16, 3), (9, 8, 11), (1, 3, 2)] {
+        // Transposed and plain A, ragged sizes (row tiles of 8/4/1, masked column tails),
+        // beta accumulation; the AVX-512 kernel where the CPU has it, and the SIMD8 one.
+        let saved = HeadKernels.useAVX512
+        defer { HeadKernels.useAVX512 = saved }
+        let shapes = [(7, 37, 5), (4, 16, 3), (9, 8, 11), (1, 3, 2), (13, 45, 7), (8, 32, 3), (21, 70, 9), (16, 17, 1), (9, 40, 300), (3, 5, 0)]
+        for (avx512, (m, n, k)) in [false, saved].flatMap({ f in shapes.map { (f, $0) } }) {
+            HeadKernels.useAVX512 = avx512
             for transA in [false, true] {
                 let a = randn(m * k, seed: 1), b = randn(k * n, seed: 2), c = randn(m * n, seed: 3)
                 let expect = c.copy()
@@ -116,7 +155,7 @@ final class AttentionTests: XCTestCase {
                 }
                 HeadKernels.mm(blas: false, transA: transA, m: m, n: n, k: k, alpha: 0.5, a: a.pointer,
                                lda: transA ? m : k, b: b.pointer, ldb: n, beta: 2, c: c.pointer, ldc: n)
-                assertClose(c, expect, atol: 1e-5, "gemm \(m)x\(n)x\(k) transA \(transA)")
+                assertClose(c, expect, atol: 1e-5, "gemm \(m)x\(n)x\(k) transA \(transA) avx512 \(avx512)")
             }
         }
     }

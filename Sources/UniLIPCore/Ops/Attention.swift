@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Scaled-dot-product attention, flash-attention style: query blocks are processed one at a time
@@ -26,6 +27,11 @@ enum HeadKernels {
         }
     }
 
+    /// Whether `gemm` runs the AVX-512 kernel (twice the lanes of the SIMD8 code below), chosen
+    /// from the CPU at start-up; `UNILIP_AVX512=0` or tests turn it off.
+    nonisolated(unsafe) static var useAVX512: Bool =
+        unilip_has_avx512() != 0 && ProcessInfo.processInfo.environment["UNILIP_AVX512"] != "0"
+
     /// C[m,n] = alpha · A·B + beta · C with A(i,p) = a[i·ars + p·acs] (so A or Aᵀ, row-major),
     /// B row-major [k, n] with leading dimension ldb. beta = 0 never reads C.
     /// Column panels are the outer loop so a 16-wide panel of B stays in L1 across all rows.
@@ -33,6 +39,10 @@ enum HeadKernels {
                      a: UnsafePointer<Float>, ars: Int, acs: Int,
                      b: UnsafePointer<Float>, ldb: Int,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if useAVX512 {
+            unilip_gemm_avx512(m, n, k, alpha, a, ars, acs, b, ldb, beta, c, ldc)
+            return
+        }
         var j = 0
         while j + 16 <= n {
             var i = 0
@@ -204,8 +214,12 @@ extension Tensor {
         }
     }()
 
-    /// Query rows per block.
+    /// Query rows per block for the SIMD kernels.
     static let attentionBlock = 64
+    /// Score-block budget (floats) for the BLAS path: its blocks take as many query rows as fit
+    /// (at least `attentionBlock`, at most 512), so each GEMM is big enough for OpenBLAS's
+    /// threads while the block stays in L2. Settable for tests.
+    nonisolated(unsafe) static var attentionBLASScoreFloats = 1 << 18
 
     /// Softmax attention, equal to `torch.nn.functional.scaled_dot_product_attention`.
     ///
@@ -294,6 +308,13 @@ struct AttentionGeometry {
     }
     var rep: Int { h / hkv }
 
+    /// Query rows per block.
+    func block(blas: Bool) -> Int {
+        var rows = Tensor.attentionBlock
+        if blas { rows = Swift.max(rows, Swift.min(512, Tensor.attentionBLASScoreFloats / ld)) }
+        return Swift.min(rows, Swift.max(lq, 1))
+    }
+
     /// Per-head SIMD kernels in a parallel loop over (batch, kv head) when there are enough
     /// heads to share out and each is small; otherwise BLAS per head, sequentially.
     var useBLAS: Bool {
@@ -355,6 +376,15 @@ struct AttentionGeometry {
     /// masked row, whose weights become 0). The caller scales the output row by 1/Σ.
     @inline(__always)
     func softmaxRow(_ s: UnsafeMutablePointer<Float>) -> (lse: Float, inv: Float) {
+        if HeadKernels.useAVX512 {
+            let m = unilip_max_avx512(s, lk)
+            if m == -.infinity || m.isNaN {
+                s.update(repeating: 0, count: lk)
+                return (.infinity, 0)
+            }
+            let sum = unilip_exp_shift_avx512(s, lk, m)
+            return (m + Foundation.log(sum), 1 / sum)
+        }
         var j = 0
         var mv = SIMD8<Float>(repeating: -.infinity)
         while j + 8 <= lk {
@@ -389,6 +419,10 @@ struct AttentionGeometry {
             for j in 0..<lk { s[j] = 0 }
             return
         }
+        if HeadKernels.useAVX512 {
+            _ = unilip_exp_shift_avx512(s, lk, lse)
+            return
+        }
         let l = SIMD8<Float>(repeating: lse)
         var j = 0
         while j + 8 <= lk { HeadKernels.store8(HeadKernels.exp8(HeadKernels.load8(s + j) - l), s + j); j += 8 }
@@ -397,8 +431,7 @@ struct AttentionGeometry {
 
     func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                  out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) {
-        let block = Tensor.attentionBlock
-        let blk = Swift.min(block, Swift.max(lq, 1))
+        let blk = block(blas: useBLAS)
         let ld = self.ld
         forEachGroup(floats: d * ld + blk * ld + blk) { g, blas, scratch in
             let batch = g / hkv, kvh = g % hkv
@@ -442,7 +475,7 @@ struct AttentionGeometry {
                   gq: UnsafeMutablePointer<Float>?, gk: UnsafeMutablePointer<Float>?,
                   gv: UnsafeMutablePointer<Float>?, gMask: UnsafeMutablePointer<Float>?) {
         let needScores = gq != nil || gk != nil || gMask != nil
-        let blk = Swift.min(Tensor.attentionBlock, Swift.max(lq, 1))
+        let blk = block(blas: useBLAS)
         // Scratch: Kᵀ, Vᵀ, P block, dP block, row dots.
         let ld = self.ld
         forEachGroup(floats: d * ld + dv * ld + 2 * blk * ld + blk) { g, blas, scratch in

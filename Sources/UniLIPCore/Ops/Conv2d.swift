@@ -4,7 +4,8 @@
 // for the input gradient and the weight gradient accumulated by GEMMs with beta = 1. A tile
 // is several small images (so BLAS sees enough columns) or a block of output rows of one
 // image (so the im2col buffer stays cache-sized). Stride-1 1×1 convolutions multiply the
-// input directly. Convolutions with one input channel per group (depthwise) use a direct
+// input directly; other stride-1 convolutions with enough channels read a zero-padded copy of
+// the input at each kernel tap's offset, without im2col or col2im (Conv2dShifted.swift). Convolutions with one input channel per group (depthwise) use a direct
 // kernel split over channels.
 
 /// Sizes of one conv2d call.
@@ -84,8 +85,11 @@ extension Tensor {
         }
         let out = Tensor(uninitialized: [g.n, g.cout, g.oh, g.ow])
         let biasPointer: UnsafePointer<Float>? = bias.map { UnsafePointer($0.pointer) }
+        let shifted = ConvKernels.useShifted(g)
         if g.depthwise {
             ConvKernels.depthwiseForward(pointer, weight.pointer, biasPointer, g, out.pointer)
+        } else if shifted {
+            ConvKernels.shiftedForward(pointer, weight.pointer, biasPointer, g, out.pointer)
         } else {
             ConvKernels.gemmForward(pointer, weight.pointer, biasPointer, g, out.pointer)
         }
@@ -102,6 +106,9 @@ extension Tensor {
                 if g.depthwise {
                     ConvKernels.depthwiseBackward(x.pointer, w.pointer, gy.pointer, g,
                                                   gx?.pointer, gw?.pointer)
+                } else if shifted {
+                    ConvKernels.shiftedBackward(x.pointer, w.pointer, gy.pointer, g,
+                                                gx?.pointer, gw?.pointer)
                 } else {
                     ConvKernels.gemmBackward(x.pointer, w.pointer, gy.pointer, g,
                                              gx?.pointer, gw?.pointer)
