@@ -317,20 +317,7 @@ public final class Checkpoint: @unchecked Sendable {
     /// changed and the error lists every missing, unexpected and wrong-shape name.
     @discardableResult
     public func load(into parameters: [(String, Tensor)], options: LoadOptions = .strict) throws -> LoadReport {
-        let report = try match(parameters, rules: options.rules)
-        guard report.isAcceptable(under: options) else {
-            throw CheckpointError.mismatch(path: path, report: report)
-        }
-        let loaded = Set(report.loaded)
-        for (name, parameter) in parameters where loaded.contains(name) {
-            let key = report.renamed[name] ?? name
-            // Same effect as `parameter.assign(tensor(key))` (storage overwritten in place, the
-            // tensor object kept), decoded straight from the mapped file without a temporary.
-            let count = try describe(key).shape.reduce(1, *)
-            precondition(count == parameter.count, "checked by match()")
-            try read(key, into: parameter.pointer)
-        }
-        return report
+        try load(into: parameters, options: options, keepingStored: { _, _ in false })
     }
 
     /// `load(into:options:)` for frozen inference weights: each loaded parameter that `keep`
