@@ -77,7 +77,11 @@ public final class CLIPTextTower: Module {
 public func contrastiveLoss(image: Tensor, text: Tensor, logScale: Tensor) -> Tensor {
     func normalize(_ x: Tensor) -> Tensor { x / (x.square().sum(axis: -1, keepDims: true) + 1e-12).sqrt() }
     let n = image.shape[0]
+    // Rows of `text` past the first n are extra negatives: they compete for every image, and
+    // the text-to-image direction covers the n matched captions only.
+    precondition(text.shape[0] >= n, "contrastiveLoss: \(text.shape[0]) texts for \(n) images")
     let logits = normalize(image).matmul(normalize(text), transposeB: true) * logScale.clamped(0, 4.6052).exp()
     let targets = Array(0..<n)
-    return (crossEntropy(logits, targets) + crossEntropy(logits.transposed(0, 1), targets)) * 0.5
+    let matched = text.shape[0] == n ? logits : logits.sliced(axis: 1, start: 0, end: n)
+    return (crossEntropy(logits, targets) + crossEntropy(matched.transposed(0, 1), targets)) * 0.5
 }

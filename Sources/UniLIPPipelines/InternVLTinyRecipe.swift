@@ -24,6 +24,9 @@ public struct InternVLTinyRecipe {
     /// scale leaves the encoder nearly blind to shape, so it learns at the full rate here.
     public var encoderLRScale: Float = 1
     public var textTower = CLIPTextConfig(vocabSize: 0)
+    /// Adds, per caption, the same caption with one object's shape swapped as a negative in
+    /// CLIP pretraining (off in the shipped recipe).
+    public var clipShapeNegatives = false
 
     public init() {}
 
@@ -69,7 +72,7 @@ public struct InternVLTinyRecipe {
         log("stage (a): CLIP pretraining, \(clip.steps) steps of \(clip.batchSize)")
         let clipRun = try RunDirectory((runDir as NSString).appendingPathComponent("clip"))
         try UnderstandingTraining.pretrainCLIP(clipModel, tokenizer: tokenizer, world: world, schedule: clip,
-                                               run: clipRun, progress: { progress("clip", $0); return true })
+                                               run: clipRun, shapeNegatives: clipShapeNegatives, progress: { progress("clip", $0); return true })
 
         log("stage (b): MLLM training, \(mllm.steps) steps of \(mllm.batchSize)")
         let mllmRun = try RunDirectory((runDir as NSString).appendingPathComponent("mllm"))

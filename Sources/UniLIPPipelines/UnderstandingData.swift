@@ -76,6 +76,22 @@ public struct UnderstandingData {
         return (world.image(sample.scene), sample.captions[rng.int(sample.captions.count)])
     }
 
+    /// `caption(k)` plus the same phrasing of the scene with one object's shape swapped: a hard
+    /// negative that colour, size, count and position cannot tell apart.
+    public func captionWithShapeNegative(_ k: Int) -> (image: Image, caption: String, negative: String) {
+        let sample = world.sample(split, k)
+        var rng = RandomGenerator(seed: UInt64(k) &* 0x9E37_79B9 ^ 0x4341_5054)
+        let phrasing = rng.int(sample.captions.count)
+        var scene = sample.scene
+        var pick = RandomGenerator(seed: UInt64(k) &* 0x2545_F491 ^ 0x4E45_4741)
+        let i = pick.int(scene.objects.count)
+        let others = ShapeKind.allCases.filter { $0 != scene.objects[i].shape }
+        scene.objects[i].shape = others[pick.int(others.count)]
+        var phrasingRNG = RandomGenerator(seed: UInt64(k))
+        let negative = Captioner.captions(for: scene, rng: &phrasingRNG)[phrasing]
+        return (world.image(sample.scene), sample.captions[phrasing], negative)
+    }
+
     /// Images as one normalised batch [B, 3, H, W] (ImageNet mean and std).
     public static func pixels(_ images: [Image]) -> Tensor {
         Tensor.concat(images.map { $0.rgb().tensor(mean: Image.imagenetMean, std: Image.imagenetStd) }, axis: 0)

@@ -21,6 +21,7 @@ public enum UnderstandingTraining {
     /// Stage (a). Scene k = step·batch + i of the train split: the data is a function of the step.
     public static func pretrainCLIP(_ model: CLIPPretrainModel, tokenizer: Tokenizer, world: ShapesWorld,
                                     schedule: TrainingSchedule, run: RunDirectory, info: [String: Any] = [:],
+                                    shapeNegatives: Bool = false,
                                     progress: (TrainingProgress) -> Bool = { _ in true }) throws {
         let groups = ParameterGroup.decaySplit(model.namedParameters(), lr: schedule.learningRate,
                                                weightDecay: schedule.weightDecay)
@@ -30,8 +31,15 @@ public enum UnderstandingTraining {
         let data = UnderstandingData(world: world, split: .train)
         let pad = tokenizer.id(of: "<|endoftext|>") ?? 0
         try loop.train(lossAt: { step in
-            let pairs = (0..<schedule.batchSize).map { data.caption(step * schedule.batchSize + $0) }
-            let tokens = captionBatch(pairs.map(\.caption), tokenizer: tokenizer,
+            let indices = (0..<schedule.batchSize).map { step * schedule.batchSize + $0 }
+            var pairs = indices.map { data.caption($0) }
+            var texts = pairs.map(\.caption)
+            if shapeNegatives {
+                let triples = indices.map { data.captionWithShapeNegative($0) }
+                pairs = triples.map { ($0.image, $0.caption) }
+                texts = triples.map(\.caption) + triples.map(\.negative)
+            }
+            let tokens = captionBatch(texts, tokenizer: tokenizer,
                                       maxLength: model.text.config.maxLength, pad: pad)
             let loss = model.loss(pixels: UnderstandingData.pixels(pairs.map(\.image)), ids: tokens.ids,
                                   batch: tokens.batch, length: tokens.length, mask: tokens.mask)

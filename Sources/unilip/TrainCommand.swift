@@ -26,11 +26,14 @@ struct TrainUnderstandingCommand: ParsableCommand {
     @Option(help: "MLLM training steps.") var mllmSteps: Int?
     @Option(help: "Full fine-tuning steps.") var finetuneSteps: Int?
     @Option(help: "Batch size of every stage.") var batchSize: Int?
+    @Flag(help: "CLIP pretraining also contrasts each caption with a copy whose one object has another shape.")
+    var clipShapeNegatives = false
 
     func run() throws {
         let logger = global.apply()
         var recipe = InternVLTinyRecipe()
         recipe.seed = seed
+        recipe.clipShapeNegatives = clipShapeNegatives
         if let clipSteps { recipe.clip.steps = clipSteps }
         if let mllmSteps { recipe.mllm.steps = mllmSteps }
         if let finetuneSteps { recipe.finetune.steps = finetuneSteps }
