@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build needs, only those that are missing.
+# Installs Debian packages, only those that are missing: the ones given as arguments, or by
+# default those the build needs.
 set -euo pipefail
-packages=(pkgconf libopenblas-dev libpng-dev libturbojpeg0-dev)
+packages=("$@")
+[ ${#packages[@]} -gt 0 ] || packages=(pkgconf libopenblas-dev libpng-dev libturbojpeg0-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,28 +43,58 @@ public final class GenerationPipeline {
     /// - noise: starting latents [B, C, h, w] instead of those `options.seed` draws.
     public func generate(_ prompts: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
                          noise: Tensor? = nil, progress: ((Int, Int) -> Bool)? = nil) throws -> [Image] {
-        try options.validate()
-        try checkTexts(prompts, kind: "prompt")
-        let t = model.template, n = model.generator.config.numQueries
-        let cond = prompts.map { t.generationPrompt($0, queries: n) }
-        let uncond = [[Int]](repeating: t.unconditionalGenerationPrompt(queries: n), count: prompts.count)
-        return try sample(cond: cond, uncond: uncond, reference: nil, options: options, noise: noise, progress: progress)
+        let r = try generationRequest(prompts, options: options)
+        return try sample(cond: r.cond, uncond: r.uncond, reference: nil, options: options, noise: noise, progress: progress)
     }
 
     /// Edited images: image i changed by instruction i. Inputs of another size are resized
     /// (bicubic) to `imageSize`.
     public func edit(_ images: [Image], instructions: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
                      noise: Tensor? = nil, progress: ((Int, Int) -> Bool)? = nil) throws -> [Image] {
+        let r = try editRequest(images, instructions: instructions, options: options)
+        return try sample(cond: r.cond, uncond: r.uncond, reference: r.reference, options: options, noise: noise,
+                          progress: progress)
+    }
+
+    /// The sampled latents (the DiT's space, z · `unilip_factor`) and the images in [0, 1]
+    /// [B, 3, S, S] before quantisation, for text-to-image prompts.
+    public func generateTensors(_ prompts: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
+                                noise: Tensor? = nil) throws -> (latents: Tensor, pixels: Tensor) {
+        let r = try generationRequest(prompts, options: options)
+        return try sampleImages(cond: r.cond, uncond: r.uncond, reference: nil, options: options, noise: noise,
+                                progress: nil)
+    }
+
+    /// `generateTensors` for edits.
+    public func editTensors(_ images: [Image], instructions: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
+                            noise: Tensor? = nil) throws -> (latents: Tensor, pixels: Tensor) {
+        let r = try editRequest(images, instructions: instructions, options: options)
+        return try sampleImages(cond: r.cond, uncond: r.uncond, reference: r.reference, options: options, noise: noise,
+                                progress: nil)
+    }
+
+    /// Checked options and prompts, as token ids of the conditional and unconditional rows.
+    func generationRequest(_ prompts: [String], options: ImageGenerationOptions) throws
+        -> (cond: [[Int]], uncond: [[Int]]) {
+        try options.validate()
+        try checkTexts(prompts, kind: "prompt")
+        let t = model.template, n = model.generator.config.numQueries
+        return (prompts.map { t.generationPrompt($0, queries: n) },
+                [[Int]](repeating: t.unconditionalGenerationPrompt(queries: n), count: prompts.count))
+    }
+
+    /// `generationRequest` for edits, with the reference images' pixels.
+    func editRequest(_ images: [Image], instructions: [String], options: ImageGenerationOptions) throws
+        -> (cond: [[Int]], uncond: [[Int]], reference: Tensor) {
         try options.validate()
         guard images.count == instructions.count else {
             throw GenerationPipelineError("\(images.count) images for \(instructions.count) instructions: give one instruction per image")
         }
         try checkTexts(instructions, kind: "instruction")
         let t = model.template, n = model.generator.config.numQueries, refs = model.referenceTokenCount
-        let cond = instructions.map { t.editPrompt($0, referenceTokens: refs, queries: n) }
-        let uncond = [[Int]](repeating: t.unconditionalEditPrompt(referenceTokens: refs, queries: n), count: images.count)
-        return try sample(cond: cond, uncond: uncond, reference: referencePixels(images), options: options, noise: noise,
-                          progress: progress)
+        return (instructions.map { t.editPrompt($0, referenceTokens: refs, queries: n) },
+                [[Int]](repeating: t.unconditionalEditPrompt(referenceTokens: refs, queries: n), count: images.count),
+                referencePixels(images))
     }
 
     /// Normalised pixels [B, 3, S, S] of edit inputs, resized to the model's size.
@@ -102,32 +132,6 @@ public final class GenerationPipeline {
         let pixels = try sampleImages(cond: cond, uncond: uncond, reference: reference, options: options, noise: noise,
                                       progress: progress).pixels
         return (0..<cond.count).map { Image(tensor: pixels.sliced(axis: 0, start: $0, end: $0 + 1)) }
-    }
-
-    /// The sampled latents (the DiT's space, z · `unilip_factor`) and the images in [0, 1]
-    /// [B, 3, S, S] before quantisation, for text-to-image prompts.
-    public func generateTensors(_ prompts: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
-                                noise: Tensor? = nil) throws -> (latents: Tensor, pixels: Tensor) {
-        try options.validate()
-        try checkTexts(prompts, kind: "prompt")
-        let t = model.template, n = model.generator.config.numQueries
-        return try sampleImages(cond: prompts.map { t.generationPrompt($0, queries: n) },
-                                uncond: [[Int]](repeating: t.unconditionalGenerationPrompt(queries: n), count: prompts.count),
-                                reference: nil, options: options, noise: noise, progress: nil)
-    }
-
-    /// `generateTensors` for edits.
-    public func editTensors(_ images: [Image], instructions: [String], options: ImageGenerationOptions = ImageGenerationOptions(),
-                            noise: Tensor? = nil) throws -> (latents: Tensor, pixels: Tensor) {
-        try options.validate()
-        guard images.count == instructions.count else {
-            throw GenerationPipelineError("\(images.count) images for \(instructions.count) instructions: give one instruction per image")
-        }
-        try checkTexts(instructions, kind: "instruction")
-        let t = model.template, n = model.generator.config.numQueries, refs = model.referenceTokenCount
-        return try sampleImages(cond: instructions.map { t.editPrompt($0, referenceTokens: refs, queries: n) },
-                                uncond: [[Int]](repeating: t.unconditionalEditPrompt(referenceTokens: refs, queries: n), count: images.count),
-                                reference: referencePixels(images), options: options, noise: noise, progress: nil)
     }
 
     func sampleImages(cond: [[Int]], uncond: [[Int]], reference: Tensor?, options: ImageGenerationOptions, noise: Tensor?,

@@ -72,16 +72,20 @@ public struct UnderstandingData {
     /// A random caption phrasing of scene k, for contrastive pretraining.
     public func caption(_ k: Int) -> (image: Image, caption: String) {
         let sample = world.sample(split, k)
+        return (world.image(sample.scene), sample.captions[captionPhrasing(k, of: sample.captions.count)])
+    }
+
+    /// Which of the scene's `count` phrasings `caption(k)` uses.
+    func captionPhrasing(_ k: Int, of count: Int) -> Int {
         var rng = RandomGenerator(seed: UInt64(k) &* 0x9E37_79B9 ^ 0x4341_5054)
-        return (world.image(sample.scene), sample.captions[rng.int(sample.captions.count)])
+        return rng.int(count)
     }
 
     /// `caption(k)` plus the same phrasing of the scene with one object's shape swapped: a hard
     /// negative that colour, size, count and position cannot tell apart.
     public func captionWithShapeNegative(_ k: Int) -> (image: Image, caption: String, negative: String) {
         let sample = world.sample(split, k)
-        var rng = RandomGenerator(seed: UInt64(k) &* 0x9E37_79B9 ^ 0x4341_5054)
-        let phrasing = rng.int(sample.captions.count)
+        let phrasing = captionPhrasing(k, of: sample.captions.count)
         var scene = sample.scene
         var pick = RandomGenerator(seed: UInt64(k) &* 0x2545_F491 ^ 0x4E45_4741)
         let i = pick.int(scene.objects.count)

@@ -32,16 +32,19 @@ public enum UnderstandingTraining {
         let pad = tokenizer.id(of: "<|endoftext|>") ?? 0
         try loop.train(lossAt: { step in
             let indices = (0..<schedule.batchSize).map { step * schedule.batchSize + $0 }
-            var pairs = indices.map { data.caption($0) }
-            var texts = pairs.map(\.caption)
+            let images: [Image], texts: [String]
             if shapeNegatives {
                 let triples = indices.map { data.captionWithShapeNegative($0) }
-                pairs = triples.map { ($0.image, $0.caption) }
+                images = triples.map(\.image)
                 texts = triples.map(\.caption) + triples.map(\.negative)
+            } else {
+                let pairs = indices.map { data.caption($0) }
+                images = pairs.map(\.image)
+                texts = pairs.map(\.caption)
             }
             let tokens = captionBatch(texts, tokenizer: tokenizer,
                                       maxLength: model.text.config.maxLength, pad: pad)
-            let loss = model.loss(pixels: UnderstandingData.pixels(pairs.map(\.image)), ids: tokens.ids,
+            let loss = model.loss(pixels: UnderstandingData.pixels(images), ids: tokens.ids,
                                   batch: tokens.batch, length: tokens.length, mask: tokens.mask)
             return (loss, ["logit_scale": Double(model.logitScale.item)])
         }, progress: progress)

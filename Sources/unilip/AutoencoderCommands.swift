@@ -17,12 +17,6 @@ struct AutoencoderOption: ParsableArguments {
     }
 
     func pipeline() throws -> ReconstructionPipeline {
-        if let model {
-            guard UniLIPOfficialModel.isOfficialFolder(model) else {
-                return try ReconstructionPipeline(directory: model)
-            }
-            return try UniLIPOfficialModel(directory: model).reconstructionPipeline()
-        }
         if let directory {
             var isDirectory: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory)
@@ -33,11 +27,12 @@ struct AutoencoderOption: ParsableArguments {
                 return ReconstructionPipeline(model: try UniLIPOfficialModel.autoencoder(checkpoint: directory, preset: preset),
                                               directory: directory)
             }
-            if UniLIPOfficialModel.isOfficialFolder(directory) {
-                return try UniLIPOfficialModel(directory: directory).reconstructionPipeline()
-            }
         }
-        return try ReconstructionPipeline(directory: try ModelLocator.locate("unilip-tiny", explicit: directory))
+        let folder = try ModelLocator.locate("unilip-tiny", explicit: model ?? directory)
+        if UniLIPOfficialModel.isOfficialFolder(folder) {
+            return try UniLIPOfficialModel(directory: folder).reconstructionPipeline()
+        }
+        return try ReconstructionPipeline(directory: folder)
     }
 }
 
