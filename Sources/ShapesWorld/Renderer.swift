@@ -52,20 +52,35 @@ public enum Renderer {
     }
 
     static func draw(_ object: SceneObject, into px: inout [UInt8], size: Int) {
+        let (cr, cg, cb) = object.color.rgb
+        forEachPixel(of: object, size: size) { p in
+            px[p * 3] = cr
+            px[p * 3 + 1] = cg
+            px[p * 3 + 2] = cb
+        }
+    }
+
+    /// Per pixel (row-major), the index in `scene.objects` of the object drawn there last, or −1
+    /// for background: what `render` paints, as labels.
+    public static func objectMap(_ scene: Scene, size: Int = 64) -> [Int] {
+        var owner = [Int](repeating: -1, count: size * size)
+        for (k, object) in scene.objects.enumerated() {
+            forEachPixel(of: object, size: size) { owner[$0] = k }
+        }
+        return owner
+    }
+
+    /// Calls `body` with the row-major index of every pixel whose centre lies inside the object.
+    static func forEachPixel(of object: SceneObject, size: Int, _ body: (Int) -> Void) {
         let r = object.size.radius * Double(size)
         let cx = object.x * Double(size), cy = object.y * Double(size)
-        let (cr, cg, cb) = object.color.rgb
         let lo = Swift.max(0, Int(floor(cy - r - 1))), hi = Swift.min(size - 1, Int(ceil(cy + r + 1)))
         let left = Swift.max(0, Int(floor(cx - r - 1))), right = Swift.min(size - 1, Int(ceil(cx + r + 1)))
         guard lo <= hi && left <= right else { return }
         for y in lo...hi {
             for x in left...right {
                 let dx = (Double(x) + 0.5 - cx) / r, dy = (Double(y) + 0.5 - cy) / r
-                guard inside(object.shape, dx, dy) else { continue }
-                let i = (y * size + x) * 3
-                px[i] = cr
-                px[i + 1] = cg
-                px[i + 2] = cb
+                if inside(object.shape, dx, dy) { body(y * size + x) }
             }
         }
     }

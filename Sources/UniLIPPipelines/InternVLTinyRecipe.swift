@@ -27,6 +27,10 @@ public struct InternVLTinyRecipe {
     /// Adds, per caption, the same caption with one object's shape swapped as a negative in
     /// CLIP pretraining (off in the shipped recipe).
     public var clipShapeNegatives = false
+    /// Adds a patch head to CLIP pretraining that classifies the shape and colour covering each
+    /// patch. The tiny encoder learns shape from captions alone only slowly (zero-shot shape near
+    /// chance), so the shipped recipe turns it on; the head is dropped at export.
+    public var clipPatchLabels = true
 
     public init() {}
 
@@ -67,12 +71,15 @@ public struct InternVLTinyRecipe {
         let model = InternVLChatModel(config, rng: &rng)
         var text = textTower
         text.vocabSize = tokenizer.vocabSize
-        let clipModel = CLIPPretrainModel(vision: model.vision, text: CLIPTextTower(text, rng: &rng), rng: &rng)
+        let clipModel = CLIPPretrainModel(vision: model.vision, text: CLIPTextTower(text, rng: &rng),
+                                          patchClasses: clipPatchLabels ? [PatchLabels.shapeClasses, PatchLabels.colorClasses] : [],
+                                          rng: &rng)
 
-        log("stage (a): CLIP pretraining, \(clip.steps) steps of \(clip.batchSize)")
+        log("stage (a): CLIP pretraining\(clipPatchLabels ? " with patch labels" : ""), \(clip.steps) steps of \(clip.batchSize)")
         let clipRun = try RunDirectory((runDir as NSString).appendingPathComponent("clip"))
         try UnderstandingTraining.pretrainCLIP(clipModel, tokenizer: tokenizer, world: world, schedule: clip,
-                                               run: clipRun, shapeNegatives: clipShapeNegatives, progress: { progress("clip", $0); return true })
+                                               run: clipRun, shapeNegatives: clipShapeNegatives,
+                                               patchLabels: clipPatchLabels, progress: { progress("clip", $0); return true })
 
         log("stage (b): MLLM training, \(mllm.steps) steps of \(mllm.batchSize)")
         let mllmRun = try RunDirectory((runDir as NSString).appendingPathComponent("mllm"))
@@ -100,7 +107,7 @@ public struct InternVLTinyRecipe {
                                     to: path("model.safetensors"), dtype: .f16)
         try AtomicFile.write(try encoder.encode(model.config), to: path("config.json"))
         try AtomicFile.write(try tokenizer.jsonData(), to: path("tokenizer.json"))
-        let head = textTower.namedTensors().filter { !$0.0.hasPrefix("vision_model.") }
+        let head = textTower.namedTensors().filter { !$0.0.hasPrefix("vision_model.") && !$0.0.hasPrefix("patch_head.") }
         try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: head.map { ($0.0, $0.1) }),
                                     to: path("clip_text.safetensors"), dtype: .f16)
         try AtomicFile.write(try encoder.encode(textTower.text.config), to: path("clip_text_config.json"))

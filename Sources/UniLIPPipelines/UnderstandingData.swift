@@ -96,6 +96,11 @@ public struct UnderstandingData {
         return (world.image(sample.scene), sample.captions[phrasing], negative)
     }
 
+    /// What covers each `patch`×`patch` patch of scene k's image (the dense CLIP targets).
+    public func patchLabels(_ k: Int, patch: Int) -> PatchLabels {
+        PatchLabels(scene: world.scene(split, k), size: world.resolution, patch: patch)
+    }
+
     /// Images as one normalised batch [B, 3, H, W] (ImageNet mean and std).
     public static func pixels(_ images: [Image]) -> Tensor {
         Tensor.concat(images.map { $0.rgb().tensor(mean: Image.imagenetMean, std: Image.imagenetStd) }, axis: 0)

@@ -21,8 +21,9 @@ public enum UnderstandingTraining {
     /// Stage (a). Scene k = step·batch + i of the train split: the data is a function of the step.
     public static func pretrainCLIP(_ model: CLIPPretrainModel, tokenizer: Tokenizer, world: ShapesWorld,
                                     schedule: TrainingSchedule, run: RunDirectory, info: [String: Any] = [:],
-                                    shapeNegatives: Bool = false,
+                                    shapeNegatives: Bool = false, patchLabels: Bool = false,
                                     progress: (TrainingProgress) -> Bool = { _ in true }) throws {
+        precondition(!patchLabels || model.patchHead != nil, "pretrainCLIP: patch labels need a model with a patch head")
         let groups = ParameterGroup.decaySplit(model.namedParameters(), lr: schedule.learningRate,
                                                weightDecay: schedule.weightDecay)
         let loop = try TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
@@ -44,8 +45,10 @@ public enum UnderstandingTraining {
             }
             let tokens = captionBatch(texts, tokenizer: tokenizer,
                                       maxLength: model.text.config.maxLength, pad: pad)
+            let targets = patchLabels ? indices.map { data.patchLabels($0, patch: model.vision.config.patchSize) } : nil
             let loss = model.loss(pixels: UnderstandingData.pixels(images), ids: tokens.ids,
-                                  batch: tokens.batch, length: tokens.length, mask: tokens.mask)
+                                  batch: tokens.batch, length: tokens.length, mask: tokens.mask,
+                                  patchTargets: targets.map { [$0.flatMap(\.shapes), $0.flatMap(\.colors)] })
             return (loss, ["logit_scale": Double(model.logitScale.item)])
         }, progress: progress)
     }

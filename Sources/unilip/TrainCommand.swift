@@ -28,12 +28,16 @@ struct TrainUnderstandingCommand: ParsableCommand {
     @Option(help: "Batch size of every stage.") var batchSize: Int?
     @Flag(help: "CLIP pretraining also contrasts each caption with a copy whose one object has another shape.")
     var clipShapeNegatives = false
+    @Flag(inversion: .prefixedNo,
+          help: "CLIP pretraining also classifies the shape and colour covering each patch (on in the shipped recipe).")
+    var clipPatchLabels = true
 
     func run() throws {
         let logger = global.apply()
         var recipe = InternVLTinyRecipe()
         recipe.seed = seed
         recipe.clipShapeNegatives = clipShapeNegatives
+        recipe.clipPatchLabels = clipPatchLabels
         if let clipSteps { recipe.clip.steps = clipSteps }
         if let mllmSteps { recipe.mllm.steps = mllmSteps }
         if let finetuneSteps { recipe.finetune.steps = finetuneSteps }

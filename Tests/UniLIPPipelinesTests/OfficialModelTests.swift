@@ -288,7 +288,7 @@ final class OfficialModelBadInputTests: XCTestCase {
         message = loadError()
         XCTAssertTrue(message.contains("config.json") && message.contains("downsample_ratio"), message)
         try setUpWithError()
-        try FileManager.default.createFile(atPath: path("config.json"), contents: Data("{\"model_type\": ".utf8))
+        _ = FileManager.default.createFile(atPath: path("config.json"), contents: Data("{\"model_type\": ".utf8))
         message = loadError()
         XCTAssertTrue(message.contains("config.json") && message.contains("not valid JSON"), message)
     }

@@ -1,0 +1,63 @@
+import Foundation
+import ShapesWorld
+import UniLIPCore
+import UniLIPIO
+import UniLIPModels
+import UniLIPPipelines
+import UniLIPText
+import XCTest
+
+final class PatchHeadTests: XCTestCase {
+    let classes = [PatchLabels.shapeClasses, PatchLabels.colorClasses]
+
+    /// The loss with patch targets is the contrastive loss plus one cross entropy per target kind
+    /// over that kind's slice of the head's logits; gradients reach the encoder through it.
+    func testLossIsContrastivePlusPerKindCrossEntropy() {
+        var rng = RandomGenerator(seed: 5)
+        let vision = InternViT(config: .tiny, rng: &rng)
+        let model = CLIPPretrainModel(vision: vision, text: CLIPTextTower(CLIPTextConfig(vocabSize: 40), rng: &rng),
+                                      patchClasses: classes, rng: &rng)
+        let data = UnderstandingData(world: ShapesWorld(seed: 0), split: .train)
+        let images = (0..<2).map { data.caption($0).image }
+        let labels = (0..<2).map { data.patchLabels($0, patch: vision.config.patchSize) }
+        let targets = [labels.flatMap { $0.shapes }, labels.flatMap { $0.colors }]
+        let ids = (0..<8).map { $0 % 40 }
+        let mask = Tensor([Float](repeating: 1, count: 8), shape: [2, 4])
+        let pixels = UnderstandingData.pixels(images)
+        let clip = withNoGrad { model.loss(pixels: pixels, ids: ids, batch: 2, length: 4, mask: mask) }
+        let total = model.loss(pixels: pixels, ids: ids, batch: 2, length: 4, mask: mask, patchTargets: targets)
+        let expected: Float = withNoGrad {
+            let hidden = vision(pixels)
+            let tokens = hidden.sliced(axis: 1, start: 1, end: hidden.shape[1])
+            let logits = model.patchHead!.proj(model.patchHead!.norm(tokens)).reshaped([2 * 64, 13])
+            return crossEntropy(logits.sliced(axis: 1, start: 0, end: 5), targets[0]).item
+                + crossEntropy(logits.sliced(axis: 1, start: 5, end: 13), targets[1]).item
+        }
+        XCTAssertEqual(total.item, clip.item + expected, accuracy: 1e-4)
+        total.backward()
+        let grad = vision.embeddings.patchEmbedding.weight.grad
+        XCTAssertNotNil(grad)
+        XCTAssertGreaterThan(grad.map { g in (0..<g.count).map { abs(g.pointer[$0]) }.max() ?? 0 } ?? 0, 0)
+    }
+
+    /// The head only serves pretraining: the exported CLIP file leaves it out, and the zero-shot
+    /// loader (strict) reads that file back.
+    func testExportDropsThePatchHead() throws {
+        let dir = NSTemporaryDirectory() + "unilip-patch-head-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tokenizer = try BPETrainer.train(texts: InternVLTinyRecipe.tokenizerCorpus(world: ShapesWorld(seed: 0), scenes: 20),
+                                             vocabSize: 300)
+        var rng = RandomGenerator(seed: 3)
+        let model = InternVLChatModel(.tiny(vocabSize: tokenizer.vocabSize), rng: &rng)
+        let clip = CLIPPretrainModel(vision: model.vision,
+                                     text: CLIPTextTower(CLIPTextConfig(vocabSize: tokenizer.vocabSize), rng: &rng),
+                                     patchClasses: classes, rng: &rng)
+        XCTAssertTrue(clip.namedTensors().contains { $0.0 == "patch_head.proj.weight" })
+        try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clip, to: dir)
+        let names = try SafetensorsFile(path: dir + "/clip_text.safetensors").names
+        XCTAssertFalse(names.contains { $0.hasPrefix("patch_head.") }, "\(names)")
+        let (loaded, _) = try UnderstandingEvaluation.loadCLIP(directory: dir, vision: model.vision)
+        XCTAssertEqual(loaded.logitScale.item, clip.logitScale.item, accuracy: 2e-3, "stored as F16")
+    }
+}
