@@ -7,6 +7,8 @@ import Foundation
 public struct PatchLabels: Equatable, Sendable {
     public static let shapeClasses = ShapeKind.allCases.count + 1
     public static let colorClasses = ObjectColor.allCases.count + 1
+    /// The class counts of the targets, in order: [shapes, colours].
+    public static let classes = [shapeClasses, colorClasses]
 
     public let shapes: [Int]
     public let colors: [Int]

@@ -75,11 +75,15 @@ public final class PatchLabelHead: Module {
         child("proj", proj)
     }
 
+    /// [B·P, Σ classes] logits of `patchTokens` [B, P, W], rows in (batch, patch) order.
+    public func logits(_ patchTokens: Tensor) -> Tensor {
+        proj(norm(patchTokens)).reshaped([patchTokens.shape[0] * patchTokens.shape[1], classes.reduce(0, +)])
+    }
+
     /// `patchTokens` [B, P, W]; `targets[k]` holds B·P class indices for target kind k.
     public func loss(patchTokens: Tensor, targets: [[Int]]) -> Tensor {
         precondition(targets.count == classes.count, "PatchLabelHead: \(targets.count) targets for \(classes.count) kinds")
-        let rows = patchTokens.shape[0] * patchTokens.shape[1]
-        let logits = proj(norm(patchTokens)).reshaped([rows, classes.reduce(0, +)])
+        let logits = logits(patchTokens)
         var start = 0
         let terms = classes.enumerated().map { k, count in
             defer { start += count }

@@ -103,14 +103,48 @@ public enum UnderstandingEvaluation {
         }
     }
 
+    /// Accuracy of the CLIP patch head (`shape`, `color`) over the patches that objects cover,
+    /// on the first `count` scenes of the split; nil without a patch head. It reads the model's
+    /// encoder, so it also shows how much shape the final encoder's patch tokens still carry.
+    public static func patchLabels(_ clip: CLIPPretrainModel, world: ShapesWorld, split: Split,
+                                   scenes count: Int) -> AccuracyTable? {
+        guard let head = clip.patchHead else { return nil }
+        return withNoGrad {
+            var table = AccuracyTable()
+            let patch = clip.vision.config.patchSize
+            for chunk in stride(from: 0, to: count, by: 64) {
+                let scenes = (chunk..<Swift.min(count, chunk + 64)).map { world.scene(split, $0) }
+                let hidden = clip.vision(UnderstandingData.pixels(scenes.map(world.image)))
+                let patches = hidden.shape[1] - 1
+                let logits = head.logits(hidden.sliced(axis: 1, start: 1, end: hidden.shape[1]))
+                let width = logits.shape[1]
+                for (i, scene) in scenes.enumerated() {
+                    let labels = PatchLabels(scene: scene, size: world.resolution, patch: patch)
+                    for p in 0..<patches where labels.shapes[p] != 0 {
+                        let row = logits.pointer + (i * patches + p) * width
+                        let classes = head.classes
+                        let shape = (0..<classes[0]).max { row[$0] < row[$1] } ?? 0
+                        let color = (0..<classes[1]).max { row[classes[0] + $0] < row[classes[0] + $1] } ?? 0
+                        table.add("shape", shape == labels.shapes[p])
+                        table.add("color", color == labels.colors[p])
+                    }
+                }
+            }
+            return table
+        }
+    }
+
     static func normalized(_ x: Tensor) -> Tensor { x / (x.square().sum(axis: -1, keepDims: true) + 1e-12).sqrt() }
 
-    /// The CLIP head (text tower, projections) exported next to a model, on the model's encoder.
+    /// The CLIP head (text tower, projections, and the patch head when the file has one)
+    /// exported next to a model, on the model's encoder.
     public static func loadCLIP(directory: String, vision: InternViT) throws -> (CLIPPretrainModel, Tokenizer) {
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         let config = try JSONDecoder().decode(CLIPTextConfig.self, from: Data(contentsOf: URL(fileURLWithPath: path("clip_text_config.json"))))
+        let hasPatchHead = try SafetensorsFile(path: path("clip_text.safetensors")).names.contains("patch_head.proj.weight")
         var rng = RandomGenerator(seed: 0)
-        let clip = CLIPPretrainModel(vision: vision, text: CLIPTextTower(config, rng: &rng), rng: &rng)
+        let clip = CLIPPretrainModel(vision: vision, text: CLIPTextTower(config, rng: &rng),
+                                     patchClasses: hasPatchHead ? PatchLabels.classes : [], rng: &rng)
         let head = clip.namedTensors().filter { !$0.0.hasPrefix("vision_model.") }
         _ = try Checkpoint.load(path("clip_text.safetensors"), into: head)
         return (clip, try Tokenizer(contentsOf: path("tokenizer.json")))

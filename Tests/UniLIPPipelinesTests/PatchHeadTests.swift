@@ -8,7 +8,7 @@ import UniLIPText
 import XCTest
 
 final class PatchHeadTests: XCTestCase {
-    let classes = [PatchLabels.shapeClasses, PatchLabels.colorClasses]
+    let classes = PatchLabels.classes
 
     /// The loss with patch targets is the contrastive loss plus one cross entropy per target kind
     /// over that kind's slice of the head's logits; gradients reach the encoder through it.
@@ -40,24 +40,35 @@ final class PatchHeadTests: XCTestCase {
         XCTAssertGreaterThan(grad.map { g in (0..<g.count).map { abs(g.pointer[$0]) }.max() ?? 0 } ?? 0, 0)
     }
 
-    /// The head only serves pretraining: the exported CLIP file leaves it out, and the zero-shot
-    /// loader (strict) reads that file back.
-    func testExportDropsThePatchHead() throws {
-        let dir = NSTemporaryDirectory() + "unilip-patch-head-\(UUID().uuidString)"
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    /// The exported CLIP file keeps the patch head; the loader rebuilds it from the file, and the
+    /// evaluation scores every object-covered patch. Without a head there is no such score.
+    func testExportKeepsThePatchHeadForEvaluation() throws {
         let tokenizer = try BPETrainer.train(texts: InternVLTinyRecipe.tokenizerCorpus(world: ShapesWorld(seed: 0), scenes: 20),
                                              vocabSize: 300)
-        var rng = RandomGenerator(seed: 3)
-        let model = InternVLChatModel(.tiny(vocabSize: tokenizer.vocabSize), rng: &rng)
-        let clip = CLIPPretrainModel(vision: model.vision,
-                                     text: CLIPTextTower(CLIPTextConfig(vocabSize: tokenizer.vocabSize), rng: &rng),
-                                     patchClasses: classes, rng: &rng)
-        XCTAssertTrue(clip.namedTensors().contains { $0.0 == "patch_head.proj.weight" })
-        try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clip, to: dir)
-        let names = try SafetensorsFile(path: dir + "/clip_text.safetensors").names
-        XCTAssertFalse(names.contains { $0.hasPrefix("patch_head.") }, "\(names)")
-        let (loaded, _) = try UnderstandingEvaluation.loadCLIP(directory: dir, vision: model.vision)
-        XCTAssertEqual(loaded.logitScale.item, clip.logitScale.item, accuracy: 2e-3, "stored as F16")
+        let world = ShapesWorld(seed: 0)
+        for withHead in [true, false] {
+            let dir = NSTemporaryDirectory() + "unilip-patch-head-\(UUID().uuidString)"
+            addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            var rng = RandomGenerator(seed: 3)
+            let model = InternVLChatModel(.tiny(vocabSize: tokenizer.vocabSize), rng: &rng)
+            let clip = CLIPPretrainModel(vision: model.vision,
+                                         text: CLIPTextTower(CLIPTextConfig(vocabSize: tokenizer.vocabSize), rng: &rng),
+                                         patchClasses: withHead ? classes : [], rng: &rng)
+            try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clip, to: dir)
+            let names = try SafetensorsFile(path: dir + "/clip_text.safetensors").names
+            XCTAssertEqual(names.contains("patch_head.proj.weight"), withHead)
+            XCTAssertFalse(names.contains { $0.hasPrefix("vision_model.") })
+            let (loaded, _) = try UnderstandingEvaluation.loadCLIP(directory: dir, vision: model.vision)
+            XCTAssertEqual(loaded.logitScale.item, clip.logitScale.item, accuracy: 2e-3, "stored as F16")
+            let table = UnderstandingEvaluation.patchLabels(loaded, world: world, split: .test, scenes: 3)
+            guard withHead else {
+                XCTAssertNil(table)
+                continue
+            }
+            let covered = (0..<3).map { PatchLabels(scene: world.scene(.test, $0), size: 64, patch: 8).shapes.filter { $0 != 0 }.count }
+            XCTAssertEqual(table?.total["shape"], covered.reduce(0, +))
+            XCTAssertEqual(table?.total["color"], covered.reduce(0, +))
+        }
     }
 }
