@@ -84,10 +84,11 @@ public final class PatchLabelHead: Module {
     public func loss(patchTokens: Tensor, targets: [[Int]]) -> Tensor {
         precondition(targets.count == classes.count, "PatchLabelHead: \(targets.count) targets for \(classes.count) kinds")
         let logits = logits(patchTokens)
+        var terms: [Tensor] = []
         var start = 0
-        let terms = classes.enumerated().map { k, count in
-            defer { start += count }
-            return crossEntropy(logits.sliced(axis: 1, start: start, end: start + count), targets[k])
+        for (k, count) in classes.enumerated() {
+            terms.append(crossEntropy(logits.sliced(axis: 1, start: start, end: start + count), targets[k]))
+            start += count
         }
         return terms.dropFirst().reduce(terms[0], +)
     }

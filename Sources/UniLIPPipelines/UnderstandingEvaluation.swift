@@ -112,6 +112,7 @@ public enum UnderstandingEvaluation {
         return withNoGrad {
             var table = AccuracyTable()
             let patch = clip.vision.config.patchSize
+            let classes = head.classes
             for chunk in stride(from: 0, to: count, by: 64) {
                 let scenes = (chunk..<Swift.min(count, chunk + 64)).map { world.scene(split, $0) }
                 let hidden = clip.vision(UnderstandingData.pixels(scenes.map(world.image)))
@@ -122,7 +123,6 @@ public enum UnderstandingEvaluation {
                     let labels = PatchLabels(scene: scene, size: world.resolution, patch: patch)
                     for p in 0..<patches where labels.shapes[p] != 0 {
                         let row = logits.pointer + (i * patches + p) * width
-                        let classes = head.classes
                         let shape = (0..<classes[0]).max { row[$0] < row[$1] } ?? 0
                         let color = (0..<classes[1]).max { row[classes[0] + $0] < row[classes[0] + $1] } ?? 0
                         table.add("shape", shape == labels.shapes[p])
