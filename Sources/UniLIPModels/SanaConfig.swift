@@ -197,10 +197,13 @@ public struct SanaConfig: Codable, Sendable, Equatable {
     /// A CPU-trainable DiT with SANA's layout: 32 latent channels on a 4×4 grid (sample_size 4,
     /// patch 1, so 16 tokens; 2×2 and other grids also work), width 128 (4 heads × 32),
     /// 4 layers, cross-attention 4 × 32, FFN hidden 320 (ratio 2.5), caption tokens of
-    /// width 128 (the connector's projector maps onto it). 1,239,840 parameters.
+    /// width 128 (the connector's projector maps onto it). 1,239,840 parameters. The sin-cos
+    /// position embedding is on (interpolation_scale 1), as UniLIP's DiT saw it under diffusers
+    /// 0.32: without it, linear attention is blind to position and only the FFN's zero-padded
+    /// 3×3 convolution tells the 16 tokens apart.
     public static let tiny = SanaConfig(
         inChannels: 32, outChannels: 32, numAttentionHeads: 4, attentionHeadDim: 32, numLayers: 4,
         numCrossAttentionHeads: 4, crossAttentionHeadDim: 32, crossAttentionDim: 128, captionChannels: 128,
         mlpRatio: 2.5, attentionBias: false, sampleSize: 4, patchSize: 1, normElementwiseAffine: false,
-        normEps: 1e-6, interpolationScale: nil)
+        normEps: 1e-6, interpolationScale: 1)
 }

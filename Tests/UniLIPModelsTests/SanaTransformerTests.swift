@@ -193,15 +193,18 @@ final class SanaTransformerTests: XCTestCase {
 
     func testLegacyDefaultPositionEmbedding() throws {
         // diffusers ≤ 0.32: a null interpolation_scale still adds the embedding, scale max(s/64, 1).
-        var legacy = SanaConfig.tiny
+        var plain = SanaConfig.tiny
+        plain.interpolationScale = nil
+        XCTAssertNil(plain.effectivePositionEmbeddingScale)
+        var legacy = plain
         legacy.legacyDefaultPositionEmbedding = true
         XCTAssertEqual(legacy.effectivePositionEmbeddingScale, 1)
-        XCTAssertNil(SanaConfig.tiny.effectivePositionEmbeddingScale)
-        var explicit = SanaConfig.tiny
+        XCTAssertEqual(SanaConfig.tiny.effectivePositionEmbeddingScale, 1, "the tiny preset has the embedding on")
+        var explicit = plain
         explicit.interpolationScale = 1
         var r1 = RandomGenerator(seed: 8), r2 = RandomGenerator(seed: 8), r3 = RandomGenerator(seed: 8)
         let a = SanaTransformer2DModel(legacy, rng: &r1), b = SanaTransformer2DModel(explicit, rng: &r2)
-        let none = SanaTransformer2DModel(.tiny, rng: &r3)
+        let none = SanaTransformer2DModel(plain, rng: &r3)
         let x = randn(1, 32, 4, 4, seed: 9), cap = randn(1, 3, 128, seed: 10)
         let ya = withNoGrad { a(x, encoderHiddenStates: cap, timesteps: [400]) }
         let yb = withNoGrad { b(x, encoderHiddenStates: cap, timesteps: [400]) }
