@@ -93,7 +93,7 @@ struct AutoencoderClaimCommand: ParsableCommand {
     @Option(help: "Base model (its LLM and CLIP text tower are reused as they are).") var base: String?
     @Option(help: "Stage-1 autoencoder folder.") var stage1 = "runs/unilip-tiny/stage1/model"
     @Option(help: "Stage-2 (λ = 1) autoencoder folder (default: the shipped Models/unilip-tiny).") var stage2: String?
-    @Option(help: "Stage-2 folder trained with λ = 0.") var noDistill = "runs/unilip-tiny/stage2-lambda0/model"
+    @Option(help: "Stage-2 folder trained with λ = 0 (row left out when missing).") var noDistill = "runs/unilip-tiny/stage2-lambda0/model"
     @Option(help: "Control: stage 1 continued as long as stage 2, encoder still frozen (row left out when missing).")
     var stage1Long = "runs/unilip-tiny/stage1-long/model"
     @Option(help: "Extra rows: LABEL=FOLDER (repeatable).") var row: [String] = []
@@ -109,10 +109,11 @@ struct AutoencoderClaimCommand: ParsableCommand {
         var rows: [(String, String, String)] = [
             ("original (stage 1 only)", "stage1", stage1),
             ("UniLIP (stage 2, λ=1)", "stage2", try stage2 ?? ModelLocator.locate("unilip-tiny", explicit: nil)),
-            ("stage 2 without distillation (λ=0)", "stage2-lambda0", noDistill),
         ]
-        if FileManager.default.fileExists(atPath: (stage1Long as NSString).appendingPathComponent("config.json")) {
-            rows.append(("control: stage 1 continued as long as stage 2 (encoder frozen)", "stage1-long", stage1Long))
+        let optional = [("stage 2 without distillation (λ=0)", "stage2-lambda0", noDistill),
+                        ("control: stage 1 continued as long as stage 2 (encoder frozen)", "stage1-long", stage1Long)]
+        for r in optional where FileManager.default.fileExists(atPath: (r.2 as NSString).appendingPathComponent("config.json")) {
+            rows.append(r)
         }
         for r in row {
             let parts = r.split(separator: "=", maxSplits: 1).map(String.init)
