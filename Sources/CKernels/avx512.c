@@ -207,3 +207,46 @@ AVX512 void unilip_conv_avx512(long m, long n, long k, long taps,
         else conv_panel(1, m0, 0, m, k, taps, a, tapStride, lda, b + j, ldb, offsets, c + j, ldc);
     }
 }
+
+/// erf(|x|/√2) by Abramowitz & Stegun 7.1.26 (the SIMD8 `VectorMath.erf`), and e^(−x²/2),
+/// which is both erf's exponential and the Gaussian density's: GELU's backward needs it once.
+static INLINE AVX512 __m512 gelu_erf_abs(__m512 x, __m512 *gauss) {
+    const __m512 ax = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
+    const __m512 a = _mm512_min_ps(_mm512_set1_ps(10.0f), ax);  /* operand order keeps NaN */
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), a, one));
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.061405429f), t, _mm512_set1_ps(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+    __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));
+    *gauss = e;
+    return _mm512_fnmadd_ps(_mm512_mul_ps(p, t), e, one);
+}
+
+/// Φ(x) = ½(1 + sign(x)·erf(|x|/√2)).
+static INLINE AVX512 __m512 gelu_cdf(__m512 x, __m512 *gauss) {
+    __m512 erfAbs = gelu_erf_abs(x, gauss);
+    __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    __m512 erf = _mm512_mask_sub_ps(erfAbs, negative, _mm512_setzero_ps(), erfAbs);
+    return _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f), erf));
+}
+
+AVX512 void unilip_gelu_avx512(const float *x, float *y, long n) {
+    for (long j = 0; j < n; j += 16) {
+        __mmask16 mk = tail_mask(n - j);
+        __m512 v = _mm512_maskz_loadu_ps(mk, x + j), gauss;
+        _mm512_mask_storeu_ps(y + j, mk, _mm512_mul_ps(v, gelu_cdf(v, &gauss)));
+    }
+}
+
+AVX512 void unilip_gelu_backward_avx512(const float *g, const float *x, float *gx, long n) {
+    const __m512 invSqrt2Pi = _mm512_set1_ps(0.39894228040143268f);
+    for (long j = 0; j < n; j += 16) {
+        __mmask16 mk = tail_mask(n - j);
+        __m512 v = _mm512_maskz_loadu_ps(mk, x + j), gauss;
+        __m512 cdf = gelu_cdf(v, &gauss);
+        __m512 d = _mm512_fmadd_ps(v, _mm512_mul_ps(invSqrt2Pi, gauss), cdf);
+        _mm512_mask_storeu_ps(gx + j, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, g + j), d));
+    }
+}

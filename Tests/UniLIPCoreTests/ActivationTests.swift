@@ -1,5 +1,5 @@
 import Foundation
-import UniLIPCore
+@testable import UniLIPCore
 import UniLIPTestSupport
 import XCTest
 
@@ -47,6 +47,37 @@ final class ActivationTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-5)
         let s = x.sigmoid()
         XCTAssertTrue(s.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+    }
+
+    func testGELUKernelsAgree() throws {
+        // The AVX-512 GELU against the SIMD8 one: forward and backward, extremes, NaN, and
+        // lengths with tails of every size.
+        try XCTSkipUnless(HeadKernels.useAVX512, "CPU without AVX-512")
+        let saved = HeadKernels.useAVX512
+        defer { HeadKernels.useAVX512 = saved }
+        for n in [1, 15, 16, 17, 40_003] {
+            let x = randn(n, scale: 5)
+            if n > 16 { x.pointer[3] = 30; x.pointer[4] = -30; x.pointer[5] = 0; x.pointer[6] = .nan }
+            let g = randn(n, seed: 11)
+            var outputs: [([Float], [Float])] = []
+            for avx512 in [true, false] {
+                HeadKernels.useAVX512 = avx512
+                let xv = x.copy()
+                xv.requiresGrad = true
+                let y = xv.gelu()
+                (y * g).sum().backward()
+                outputs.append((y.scalars, try XCTUnwrap(xv.grad).scalars))
+            }
+            for (a, b) in [(outputs[0].0, outputs[1].0), (outputs[0].1, outputs[1].1)] {
+                for i in 0..<n {
+                    if a[i].isNaN || b[i].isNaN {
+                        XCTAssertTrue(a[i].isNaN && b[i].isNaN, "n \(n), index \(i): NaN in one path only")
+                    } else {
+                        XCTAssertEqual(a[i], b[i], accuracy: 2e-6 * Swift.max(1, Swift.abs(b[i])), "n \(n), index \(i)")
+                    }
+                }
+            }
+        }
     }
 
     func testVectorExpAndErfAccuracy() {

@@ -31,4 +31,10 @@ float unilip_max_avx512(const float *x, long n);
 /// `HeadKernels.exp8`: arguments below −88 (masked −inf scores) give exactly 0. AVX-512F only.
 float unilip_exp_shift_avx512(float *x, long n, float shift);
 
+/// y[i] = GELU(x[i]), the exact erf form (erf as in the SIMD8 `VectorMath.erf`). AVX-512F only.
+void unilip_gelu_avx512(const float *x, float *y, long n);
+
+/// gx[i] = g[i] · GELU′(x[i]) = g[i] · (Φ(x) + x·φ(x)). AVX-512F only.
+void unilip_gelu_backward_avx512(const float *g, const float *x, float *gx, long n);
+
 #endif

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Element-wise activations. Forward and backward are single flat loops (Kernels.map/zip, or
@@ -65,6 +66,21 @@ extension Tensor {
                     let t = one - 2 / (VectorMath.exp(u + u) + one)
                     let du = k0 * one.addingProduct(3 * k1, x2)
                     return g * (half * (one + t) + half * x * (one - t * t) * du)
+                }
+                return [gx]
+            }
+        }
+        if HeadKernels.useAVX512 {
+            // Twice the lanes, and the backward computes e^(−x²/2) once for erf and the density.
+            let src = pointer, dst = out.pointer
+            Parallel.forRange(count, grain: Kernels.grain) { r in
+                unilip_gelu_avx512(src + r.lowerBound, dst + r.lowerBound, r.count)
+            }
+            return out.recording("gelu", [self]) { g in
+                let gx = Tensor(uninitialized: x.shape)
+                let gp = g.pointer, xp = x.pointer, gxp = gx.pointer
+                Parallel.forRange(x.count, grain: Kernels.grain) { r in
+                    unilip_gelu_backward_avx512(gp + r.lowerBound, xp + r.lowerBound, gxp + r.lowerBound, r.count)
                 }
                 return [gx]
             }
