@@ -59,20 +59,21 @@ model-autoencoder: release
 	.build/release/unilip train autoencoder --stage 2 --distill-weight 0
 	.build/release/unilip train autoencoder --stage 1 --steps 1000 --init-from runs/unilip-tiny/stage1/model --run runs/unilip-tiny/stage1-long
 
-# Reproduces the shipped generation/editing head Models/unilip-gen-tiny (dual condition) and the
-# queries-only ablation, both 5,000 steps (seeded; resumable). Needs Models/internvl-tiny and
-# Models/unilip-tiny.
+# Reproduces the shipped generation/editing head Models/unilip-gen-tiny (dual condition, 8,000
+# steps) and the ablation pair at 5,000 steps: dual vs queries only (seeded; resumable). Needs
+# Models/internvl-tiny and Models/unilip-tiny.
 model-generation: release
-	.build/release/unilip train generation --mode dual --run runs/unilip-gen-tiny-dual --output Models/unilip-gen-tiny
-	.build/release/unilip train generation --mode queries_only
+	.build/release/unilip train generation --mode dual --run runs/unilip-gen-tiny-dual-8000 --output Models/unilip-gen-tiny
+	.build/release/unilip train generation --mode dual --steps 5000
+	.build/release/unilip train generation --mode queries_only --steps 5000
 
 # Regenerates the tables of docs/RESULTS.md (needs the runs of model-autoencoder and
 # model-generation for the ablation rows).
 results: release
 	.build/release/unilip eval understanding --markdown docs/RESULTS.md
 	.build/release/unilip eval autoencoder --markdown docs/RESULTS.md
-	.build/release/unilip eval generation --guidance $(GUIDANCE) --row "UniLIP, shipped (5,000 steps)=Models/unilip-gen-tiny" --row "queries only (5,000 steps)=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/generation.png
-	.build/release/unilip eval editing --guidance $(GUIDANCE) --row "UniLIP, shipped (5,000 steps)=Models/unilip-gen-tiny" --row "queries only (5,000 steps)=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/editing.png
+	.build/release/unilip eval generation --guidance $(GUIDANCE) --row "UniLIP, shipped (8,000 steps)=Models/unilip-gen-tiny" --row "UniLIP (5,000 steps)=runs/unilip-gen-tiny-dual/model" --row "queries only (5,000 steps)=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/generation.png
+	.build/release/unilip eval editing --guidance $(GUIDANCE) --row "UniLIP, shipped (8,000 steps)=Models/unilip-gen-tiny" --row "UniLIP (5,000 steps)=runs/unilip-gen-tiny-dual/model" --row "queries only (5,000 steps)=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/editing.png
 
 clean:
 	rm -rf .build

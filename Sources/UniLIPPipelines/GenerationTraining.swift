@@ -21,10 +21,11 @@ public struct GenerationTrainingOptions: Codable, Sendable, Equatable {
 
     public init(schedule: TrainingSchedule) { self.schedule = schedule }
 
-    /// The tiny recipe: batch 32, 5,000 steps. EMA 0.999 is our addition (the reference trains
-    /// with the HF Trainer and no EMA); at this scale it steadies the samples.
+    /// The tiny recipe: batch 32, 8,000 steps (5,000 scored 32% on our benchmark, 8,000 48%).
+    /// EMA 0.999 is our addition (the reference trains with the HF Trainer and no EMA); at this
+    /// scale it steadies the samples.
     public static let tiny = GenerationTrainingOptions(schedule: TrainingSchedule(
-        steps: 5000, batchSize: 32, learningRate: 5e-4, minLRRatio: 0.1, warmupSteps: 100, weightDecay: 0,
+        steps: 8000, batchSize: 32, learningRate: 5e-4, minLRRatio: 0.1, warmupSteps: 100, weightDecay: 0,
         gradClip: 1, emaDecay: 0.999, checkpointEvery: 250, logEvery: 10))
 
     public func validate() throws {
