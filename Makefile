@@ -5,6 +5,10 @@ THREADS ?=
 # Classifier-free guidance of the generation and editing evaluations (1.5 scored best on the
 # shipped head among 1.5, 3 and 4.5; see docs/RESULTS.md).
 GUIDANCE ?= 1.5
+# The heads the generation and editing tables compare: the shipped one and the ablation pair.
+GENERATION_ROWS = --row "UniLIP, shipped (8,000 steps)=Models/unilip-gen-tiny" \
+	--row "UniLIP (5,000 steps)=runs/unilip-gen-tiny-dual/model" \
+	--row "queries only (5,000 steps)=runs/unilip-gen-tiny-queries_only/model"
 
 .PHONY: deps build release run serve test swift-test browser-test bench fixtures model-understanding model-autoencoder model-generation results clean
 
@@ -72,8 +76,8 @@ model-generation: release
 results: release
 	.build/release/unilip eval understanding --markdown docs/RESULTS.md
 	.build/release/unilip eval autoencoder --markdown docs/RESULTS.md
-	.build/release/unilip eval generation --guidance $(GUIDANCE) --row "UniLIP, shipped (8,000 steps)=Models/unilip-gen-tiny" --row "UniLIP (5,000 steps)=runs/unilip-gen-tiny-dual/model" --row "queries only (5,000 steps)=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/generation.png
-	.build/release/unilip eval editing --guidance $(GUIDANCE) --row "UniLIP, shipped (8,000 steps)=Models/unilip-gen-tiny" --row "UniLIP (5,000 steps)=runs/unilip-gen-tiny-dual/model" --row "queries only (5,000 steps)=runs/unilip-gen-tiny-queries_only/model" --markdown docs/RESULTS.md --grid docs/images/editing.png
+	.build/release/unilip eval generation --guidance $(GUIDANCE) $(GENERATION_ROWS) --markdown docs/RESULTS.md --grid docs/images/generation.png
+	.build/release/unilip eval editing --guidance $(GUIDANCE) $(GENERATION_ROWS) --markdown docs/RESULTS.md --grid docs/images/editing.png
 
 clean:
 	rm -rf .build
