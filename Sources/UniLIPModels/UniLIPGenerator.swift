@@ -6,6 +6,12 @@ import UniLIPNN
 /// (`n_query`, `connect_layer`, `unilip_factor`); the LLM and DiT configs nest as
 /// `llm_config` (transformers' Qwen2 keys) and `dit_config` (diffusers' SANA keys).
 public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
+    /// Where `grid_position_embedding` is added (see `gridPositionEmbedding`).
+    public enum GridPositionEmbedding: String, Codable, Sendable, CaseIterable {
+        case none, reference
+        case referenceAndQueries = "reference_and_queries"
+    }
+
     /// What the DiT cross-attends to.
     public enum ConditionMode: String, Codable, Sendable, CaseIterable {
         /// UniLIP's "dual condition": the connector runs over every position (text, reference
@@ -28,9 +34,18 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
     public var latentScale: Float
     /// flow_shift of the sampling schedule (SANA's scheduler config: 3). Training uses shift 1.
     public var flowShift: Double
+    /// Our extension, absent from the reference (`none` there and when the key is missing): a
+    /// learnable grid-position embedding (`grid_position_embedding`, [1, n_query, d], initialised
+    /// with the 2D sin-cos table) added in dual mode after the LLM, before the connector, to the
+    /// reference image's tokens (`reference`) or to them and the query slots
+    /// (`reference_and_queries`): token k of either grid gets row k, so the DiT can tell which
+    /// reference token and which query stand for which latent position. Needs a square n_query
+    /// and, for editing, as many reference tokens as queries.
+    public var gridPositionEmbedding: GridPositionEmbedding
 
     public init(numQueries: Int, connectLayers: Int, llmConfig: Qwen2Config, ditConfig: SanaConfig,
-                conditionMode: ConditionMode = .dual, latentScale: Float = 1, flowShift: Double = 3) {
+                conditionMode: ConditionMode = .dual, latentScale: Float = 1, flowShift: Double = 3,
+                gridPositionEmbedding: GridPositionEmbedding = .none) {
         self.numQueries = numQueries
         self.connectLayers = connectLayers
         self.llmConfig = llmConfig
@@ -38,12 +53,13 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
         self.conditionMode = conditionMode
         self.latentScale = latentScale
         self.flowShift = flowShift
+        self.gridPositionEmbedding = gridPositionEmbedding
     }
 
     enum CodingKeys: String, CodingKey {
         case numQueries = "n_query", connectLayers = "connect_layer", llmConfig = "llm_config"
         case ditConfig = "dit_config", conditionMode = "condition_mode", latentScale = "unilip_factor"
-        case flowShift = "flow_shift"
+        case flowShift = "flow_shift", gridPositionEmbedding = "grid_position_embedding"
     }
 
     public init(from decoder: Decoder) throws {
@@ -55,6 +71,7 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
         conditionMode = try c.decodeIfPresent(ConditionMode.self, forKey: .conditionMode) ?? .dual
         latentScale = try c.decodeIfPresent(Float.self, forKey: .latentScale) ?? 1
         flowShift = try c.decodeIfPresent(Double.self, forKey: .flowShift) ?? 3
+        gridPositionEmbedding = try c.decodeIfPresent(GridPositionEmbedding.self, forKey: .gridPositionEmbedding) ?? .none
     }
 
     /// UniLIP-1B: InternVL3-1B's Qwen2.5-0.5B, SANA-0.6B, 256 queries, 6 connector layers.
@@ -85,6 +102,12 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
             throw ModelConfigError("unilip_factor must be positive, got \(latentScale)")
         }
         guard flowShift.isFinite && flowShift > 0 else { throw ModelConfigError("flow_shift must be positive, got \(flowShift)") }
+        if gridPositionEmbedding != .none {
+            let side = Int(Double(numQueries).squareRoot().rounded())
+            guard side * side == numQueries, llmConfig.hiddenSize % 4 == 0 else {
+                throw ModelConfigError("grid_position_embedding needs a square n_query (got \(numQueries)) and a hidden size divisible by 4 (got \(llmConfig.hiddenSize))")
+            }
+        }
     }
 }
 
@@ -192,6 +215,8 @@ public final class UniLIPGenerator: Module {
     /// Linear d → caption_channels.
     public let projector: Linear
     public let dit: SanaTransformer2DModel
+    /// [1, N, d] unless `config.gridPositionEmbedding` is `none`.
+    public let gridPositions: Tensor?
     /// Training noise schedule: FlowMatchEuler with shift 1 (the reference ignores SANA's flow_shift here).
     public let trainingSchedule = FlowMatchEulerScheduler(numTrainTimesteps: 1000, shift: 1)
 
@@ -203,8 +228,16 @@ public final class UniLIPGenerator: Module {
         llmConnector = Qwen2Model(config.llmConfig, embedding: false, layerCount: config.connectLayers, rng: &rng)
         projector = Linear(d, config.ditConfig.captionChannels, rng: &rng)
         dit = SanaTransformer2DModel(config.ditConfig, rng: &rng)
+        if config.gridPositionEmbedding != .none {
+            let side = Int(Double(config.numQueries).squareRoot().rounded())
+            gridPositions = SanaPatchEmbed.sinCosPositionEmbedding(
+                width: d, height: side, widthTokens: side, baseSize: side, interpolationScale: 1).reshaped([1, config.numQueries, d])
+        } else {
+            gridPositions = nil
+        }
         super.init()
         parameter("latent_queries", latentQueries)
+        if let gridPositions { parameter("grid_position_embedding", gridPositions) }
         child("llm_connector", llmConnector)
         child("projector", projector)
         child("dit", dit)
@@ -301,6 +334,9 @@ public final class UniLIPGenerator: Module {
                                         referenceTokens.reshaped([editRows.count * t, d])], axis: 0)
                     .indexSelect(axis: 0, overwrite).reshaped([batch, length, d])
             }
+            if let gridPositions {
+                states = states + gridPositionTerms(gridPositions, slots: slots, length: length)
+            }
             // (d) Bidirectional connector over every position, (e) projector.
             let connected = llmConnector(embeddings: states, positions: positions, keyPadding: mask,
                                          causal: false).lastHiddenState
@@ -318,6 +354,24 @@ public final class UniLIPGenerator: Module {
             return GenerationConditioning(encoderHiddenStates: projector(connected),
                                           mask: Tensor(repeating: 1, shape: [batch, n]))
         }
+    }
+
+    /// [batch, L, d]: row k of `table` at the k-th reference slot (and query slot, per the
+    /// config) of each row, zero elsewhere.
+    private func gridPositionTerms(_ table: Tensor, slots: GenerationSlots, length: Int) -> Tensor {
+        let n = config.numQueries, d = table.shape[2], batch = slots.queries.count
+        var index = [Int](repeating: 0, count: batch * length)
+        for row in 0..<batch {
+            let references = slots.references[row]
+            precondition(references.isEmpty || references.count == n,
+                         "UniLIPGenerator: grid_position_embedding has \(n) positions, the reference image \(references.count) tokens")
+            for (k, p) in references.enumerated() { index[row * length + p] = 1 + k }
+            if config.gridPositionEmbedding == .referenceAndQueries {
+                for (k, p) in slots.queries[row].enumerated() { index[row * length + p] = 1 + k }
+            }
+        }
+        return Tensor.concat([Tensor(zeros: [1, d]), table.reshaped([n, d])], axis: 0)
+            .indexSelect(axis: 0, index).reshaped([batch, length, d])
     }
 
     /// `conditioning(llm:…)` with an InternVL model: its language model, and reference images

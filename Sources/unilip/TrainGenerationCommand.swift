@@ -6,6 +6,7 @@ import UniLIPModels
 import UniLIPPipelines
 
 extension UniLIPGeneratorConfig.ConditionMode: ExpressibleByArgument {}
+extension UniLIPGeneratorConfig.GridPositionEmbedding: ExpressibleByArgument {}
 
 struct TrainGenerationCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,6 +29,8 @@ struct TrainGenerationCommand: ParsableCommand {
     @Option(help: "Peak learning rate.") var learningRate: Float?
     @Option(help: "Connector layers copied from the LLM's last ones.") var connectLayers = 2
     @Option(help: "Seed of the initialisation, data and noise.") var seed: UInt64 = 0
+    @Option(help: "Learnable grid-position embedding added in dual mode to: none (the reference), reference (the reference image's tokens) or reference_and_queries (our extension).")
+    var gridPositions: UniLIPGeneratorConfig.GridPositionEmbedding = .none
 
     func validate() throws {
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
@@ -57,7 +60,7 @@ struct TrainGenerationCommand: ParsableCommand {
         let scale = GenerationTraining.latentScale(ae, world: world, count: options.scaleImages)
         let config = UniLIPGeneratorConfig(numQueries: grid.0 * grid.1, connectLayers: connectLayers,
                                            llmConfig: chat.config.llmConfig, ditConfig: dit, conditionMode: mode,
-                                           latentScale: scale)
+                                           latentScale: scale, gridPositionEmbedding: gridPositions)
         try config.validate()
         var rng = RandomGenerator(seed: seed)
         let model = try GenerationModel(generator: UniLIPGenerator(config, rng: &rng), mllm: chat, autoencoder: ae,

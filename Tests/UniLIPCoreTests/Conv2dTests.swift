@@ -100,6 +100,8 @@ final class Conv2dTests: XCTestCase {
             ([2, 3, 9, 12], [5, 3, 3, 2], (2, 0), (2, 1), 1),
             ([1, 4, 13, 7], [4, 4, 5, 5], (2, 2), (1, 1), 1),
             ([5, 2, 4, 4], [3, 2, 3, 3], (1, 1), (1, 1), 1),
+            // Over 2,048 columns: the weight gradient's products run in several column chunks.
+            ([3, 24, 30, 30], [24, 24, 3, 3], (1, 1), (1, 1), 1),
         ]
         func normal(_ shape: [Int], seed: UInt64) -> Tensor {
             var rng = RandomGenerator(seed: seed)

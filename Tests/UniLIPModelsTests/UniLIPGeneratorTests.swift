@@ -198,6 +198,57 @@ final class UniLIPGeneratorTests: XCTestCase {
         XCTAssertEqual(repeated.item, loss.item, accuracy: 1e-6)
     }
 
+    func testGridPositionEmbeddingTagsTheChosenSlots() throws {
+        // Row 0 edits (4 reference slots for the 2×2 grid), row 1 is text-to-image, right-padded.
+        let c = 39
+        let ids = [1, 2, c, c, c, c, 3, 4, c, c, c, c,
+                   5, 6, 7, 4, c, c, c, c, 0, 0, 0, 0]
+        let mask = Tensor([Float](repeating: 1, count: 12) + [Float](repeating: 1, count: 8) + [0, 0, 0, 0], shape: [2, 12])
+        var run: [UniLIPGeneratorConfig.GridPositionEmbedding: (UniLIPGenerator, Tensor)] = [:]
+        for mode in UniLIPGeneratorConfig.GridPositionEmbedding.allCases {
+            var rng = RandomGenerator(seed: 6)
+            var config = smallConfig()
+            config.gridPositionEmbedding = mode
+            let llm = Qwen2Model(config.llmConfig, rng: &rng)
+            llm.freeze()
+            let generator = UniLIPGenerator(config, rng: &rng)
+            let reference = Tensor.normal([1, 4, 32], rng: &rng)
+            let cond = generator.conditioning(llm: llm, ids: ids, batch: 2, mask: mask, contextID: c,
+                                              referenceTokens: reference)
+            cond.encoderHiddenStates.sum().backward()
+            run[mode] = (generator, cond.encoderHiddenStates.detached())
+        }
+        let (plain, none) = try XCTUnwrap(run[.none])
+        XCTAssertNil(plain.gridPositions)
+        XCTAssertFalse(plain.namedParameters().contains { $0.0 == "grid_position_embedding" })
+        func rows(_ t: Tensor, _ r: Int) -> Tensor { t.sliced(axis: 0, start: r, end: r + 1) }
+        let rowMask = [rows(mask, 0), rows(mask, 1)]
+        for mode in [UniLIPGeneratorConfig.GridPositionEmbedding.reference, .referenceAndQueries] {
+            let (generator, states) = try XCTUnwrap(run[mode])
+            let table = try XCTUnwrap(generator.namedParameters().first { $0.0 == "grid_position_embedding" }?.1)
+            XCTAssertEqual(table.shape, [1, 4, 32])
+            let sinCos = SanaPatchEmbed.sinCosPositionEmbedding(width: 32, height: 2, widthTokens: 2, baseSize: 2,
+                                                                 interpolationScale: 1)
+            XCTAssertEqual(table.scalars, sinCos.scalars)
+            XCTAssertGreaterThan(table.grad?.scalars.map(abs).max() ?? 0, 0, "\(mode): no gradient")
+            // The edit row always changes; the text-to-image row only when the queries are tagged.
+            XCTAssertGreaterThan(maxError(rows(states, 0), rows(none, 0), mask: rowMask[0]), 1e-3, "\(mode)")
+            let textRow = maxError(rows(states, 1), rows(none, 1), mask: rowMask[1])
+            if mode == .reference { XCTAssertEqual(textRow, 0, "\(mode)") } else { XCTAssertGreaterThan(textRow, 1e-3) }
+        }
+        // The key is ours: absent means none; a non-square grid is refused.
+        var config = smallConfig()
+        config.gridPositionEmbedding = .referenceAndQueries
+        let text = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        XCTAssertTrue(text.contains("\"grid_position_embedding\":\"reference_and_queries\""), text)
+        XCTAssertEqual(try JSONDecoder().decode(UniLIPGeneratorConfig.self, from: Data(text.utf8)), config)
+        let withoutKey = text.replacingOccurrences(of: ",\"grid_position_embedding\":\"reference_and_queries\"", with: "")
+            .replacingOccurrences(of: "\"grid_position_embedding\":\"reference_and_queries\",", with: "")
+        XCTAssertEqual(try JSONDecoder().decode(UniLIPGeneratorConfig.self, from: Data(withoutKey.utf8)).gridPositionEmbedding, .none)
+        config.numQueries = 3
+        XCTAssertThrowsError(try config.validate())
+    }
+
     func testQueriesReceiveGradientsThroughTheFrozenLLMOnly() {
         var rng = RandomGenerator(seed: 4)
         let config = smallConfig()

@@ -256,7 +256,13 @@ extension ConvKernels {
         let wide = Scratch(floats: cout * full.columns)
         let gwt = Scratch(floats: kh * cin * kw * coutG)
         defer { padded.release(); wide.release(); gwt.release() }
-        gwt.p.update(repeating: 0, count: kh * cin * kw * coutG)
+        let accumulator = kh * cin * kw * coutG
+        gwt.p.update(repeating: 0, count: accumulator)
+        // Further threads' weight-gradient sums (own-kernel path), added to gwt at the end.
+        let extraParts = ownKernel ? Parallel.threads - 1 : 0
+        let partials = Scratch(floats: extraParts * accumulator)
+        defer { partials.release() }
+        partials.p.update(repeating: 0, count: extraParts * accumulator)
         var first = 0
         while first < g.n {
             let L = ShiftLayout(height: g.h, width: g.w, pad: (g.ph, g.pw), images: min(nb, g.n - first), g: g)
@@ -286,22 +292,28 @@ extension ConvKernels {
                         (d + ow * cout).update(repeating: 0, count: (wp - ow) * cout)
                     }
                 }
-                // One product per tap on the single padded copy (rows ci at the tap's offset),
-                // written to rows (ci, kj) of the kernel row's result. Few, tall row blocks:
-                // every block streams the whole pixel-major gradient.
+                // One product per (column chunk, tap) on the single padded copy (rows ci at the
+                // tap's offset), written to rows (ci, kj) of the kernel row's result. Chunks are
+                // sized so a chunk's gradient rows and padded input stay in L2 across all taps:
+                // both are read from memory once per pass instead of once per tap. Each thread
+                // sums its own contiguous run of products into its own accumulator.
                 let taps = kh * kw, sld = L.singleLD
-                let split = (taps * groups) % Parallel.threads == 0 ? 1 : Parallel.threads
-                let rb = ((cinG + split - 1) / split + 7) / 8 * 8, blocks = (cinG + rb - 1) / rb
-                let pp = UnsafePointer(padded.p), gp = gwt.p
-                Parallel.forRange(taps * groups * blocks) { range in
-                    for t in range {
-                        let tap = t / (groups * blocks), rest = t - tap * groups * blocks
-                        let gi = rest / blocks, i0 = (rest - gi * blocks) * rb
-                        let ki = tap / kw, kj = tap - ki * kw
-                        HeadKernels.gemm(m: min(rb, cinG - i0), n: coutG, k: cols, alpha: 1,
-                                         a: pp + (gi * cinG + i0) * sld + L.tapOffset(tap), ars: sld, acs: 1,
-                                         b: w + gi * coutG, ldb: cout, beta: 1,
-                                         c: gp + ((ki * cin + gi * cinG + i0) * kw + kj) * coutG, ldc: kw * coutG)
+                let chunk = max(128, min(2048, 196_608 / max(cinG + coutG, 1))) / 16 * 16
+                let items = (cols + chunk - 1) / chunk * taps * groups
+                let parts = min(Parallel.threads, items), per = (items + parts - 1) / parts
+                let pp = UnsafePointer(padded.p), gp = gwt.p, extra = partials.p
+                Parallel.forRange(parts) { range in
+                    for part in range {
+                        let acc = part == 0 ? gp : extra + (part - 1) * accumulator
+                        for item in min(items, part * per)..<min(items, (part + 1) * per) {
+                            let c = item / (taps * groups), rest = item - c * taps * groups
+                            let tap = rest / groups, gi = rest - tap * groups
+                            let ki = tap / kw, kj = tap - ki * kw, j0 = c * chunk
+                            HeadKernels.gemm(m: cinG, n: coutG, k: min(chunk, cols - j0), alpha: 1,
+                                             a: pp + gi * cinG * sld + L.tapOffset(tap) + j0, ars: sld, acs: 1,
+                                             b: w + j0 * cout + gi * coutG, ldb: cout, beta: 1,
+                                             c: acc + ((ki * cin + gi * cinG) * kw + kj) * coutG, ldc: kw * coutG)
+                        }
                     }
                 }
             } else {
@@ -327,6 +339,10 @@ extension ConvKernels {
                 }
             }
             first += L.images
+        }
+        for part in 0..<extraParts {
+            let src = partials.p + part * accumulator
+            for i in 0..<accumulator { gwt.p[i] += src[i] }
         }
         // [kH, Cin, kW, CoutG] → [Cout, CinG, kH, kW].
         for gi in 0..<groups {
