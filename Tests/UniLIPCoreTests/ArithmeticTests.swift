@@ -42,6 +42,18 @@ final class ArithmeticTests: XCTestCase {
         }
     }
 
+    func testExpandedMatchesBroadcastAndSumsBack() {
+        let cases: [([Int], [Int])] = [([], [2, 3]), ([1], [5]), ([3, 1], [2, 3, 4]), ([4], [3, 4]), ([2, 1, 3], [2, 5, 3])]
+        for (i, (from, to)) in cases.enumerated() {
+            let a = randn(from.reduce(1, *), seed: UInt64(i + 1)).reshaped(from)
+            let expanded = a.expanded(to: to)
+            XCTAssertEqual(expanded.shape, to)
+            XCTAssertEqual(expanded.scalars, (a + Tensor(zeros: to)).scalars, "\(from) → \(to)")
+        }
+        let weights = randn(2, 3, 4, seed: 8)
+        checkGradients([randn(3, 1, seed: 7)]) { $0[0].expanded(to: [2, 3, 4]) * weights }
+    }
+
     func testAutogradAccumulatesAndFreesGraph() {
         let x = Tensor([1, 2, 3], shape: [3], requiresGrad: true)
         let y = (x * x).sum()

@@ -18,8 +18,23 @@ extension Tensor {
     /// Broadcasts this tensor to `target` by copying.
     public func expanded(to target: [Int]) -> Tensor {
         if shape == target { return self }
-        let full = Kernels.broadcast(detached(), Tensor(zeros: target)) { a, _ in a }
-        precondition(full.shape == target, "expand: \(shape) to \(target)")
+        let offset = target.count - rank
+        precondition(offset >= 0 && shape.indices.allSatisfy { shape[$0] == 1 || shape[$0] == target[offset + $0] },
+                     "expand: \(shape) to \(target)")
+        // One write pass: a fill for a scalar (a loss's gradient), else a copy with zero strides
+        // along the broadcast axes.
+        let full = Tensor(uninitialized: target), dst = full.pointer, src = detached()
+        if count == 1 {
+            let v = src.pointer[0]
+            Parallel.forRange(full.count, grain: Kernels.grain) { r in
+                (dst + r.lowerBound).update(repeating: v, count: r.count)
+            }
+        } else {
+            let own = strides
+            let srcStrides = target.indices.map { k in k < offset || shape[k - offset] == 1 ? 0 : own[k - offset] }
+            Kernels.stridedCopy(shape: target, src: src.pointer, srcStrides: srcStrides, dst: dst,
+                                dstStrides: Shape.strides(target))
+        }
         let source = shape
         return full.recording("expand", [self]) { g in [g.sumTo(source)] }
     }
