@@ -123,7 +123,7 @@ extension ConvKernels {
         let nb = shiftedImages(plane: probe.plane, rows: max(channels * kw, m), n: n)
         let full = ShiftLayout(height: height, width: width, pad: pad, images: nb, g: g)
         let padded = Scratch(floats: channels * kw * full.ld)
-        let wide = Scratch(floats: m * full.columns)
+        let wide = Scratch(floats: ownKernel ? 1 : m * full.columns)
         defer { padded.release(); wide.release() }
         var first = 0
         while first < n {
@@ -140,29 +140,36 @@ extension ConvKernels {
                 let threads = Parallel.threads
                 let count = ((cols + 255) / 256 + threads - 1) / threads * threads
                 let chunk = ((cols + count - 1) / count + 15) / 16 * 16
-                let taps = g.kh * kw, sld = L.singleLD, pp = UnsafePointer(padded.p), wp = wide.p
+                let taps = g.kh * kw, sld = L.singleLD, pp = UnsafePointer(padded.p), f = first
                 let offsets = (0..<taps).map { L.tapOffset($0) }
                 offsets.withUnsafeBufferPointer { offsets in
                     Parallel.forRange((cols + chunk - 1) / chunk) { range in
+                        // Each chunk's wide rows go to a small buffer and straight on to the
+                        // output while still in L2, instead of through a full-size wide matrix.
+                        let tile = Scratch(floats: m * chunk)
+                        defer { tile.release() }
                         for t in range {
                             let j0 = t * chunk, nj = min(chunk, cols - j0)
                             for gi in 0..<groups {
                                 unilip_conv_avx512(mG, nj, cG, taps, weights + gi * mG * cG, m * cG, cG,
                                                    pp + gi * cG * sld + j0, sld, offsets.baseAddress,
-                                                   wp + gi * mG * cols + j0, cols)
+                                                   tile.p + gi * mG * chunk, chunk)
                             }
+                            storeWideColumns(tile.p, ld: chunk, rows: m, columns: j0..<(j0 + nj), L, firstImage: f,
+                                             bias: bias, dst)
                         }
                     }
                 }
-            } else {
-                padPlanes(src, channels: channels, height: height, width: width, pad: pad, first: first, L, padded.p)
-                for ki in 0..<g.kh {
-                    for gi in 0..<groups {
-                        BLAS.sgemm(transA: false, transB: false, m: mG, n: cols, k: kk,
-                                   a: weights + ki * m * kk + gi * mG * kk, lda: kk,
-                                   b: padded.p + gi * kk * ld + L.shift(ki), ldb: ld,
-                                   beta: ki == 0 ? 0 : 1, c: wide.p + gi * mG * cols, ldc: cols)
-                    }
+                first += L.images
+                continue
+            }
+            padPlanes(src, channels: channels, height: height, width: width, pad: pad, first: first, L, padded.p)
+            for ki in 0..<g.kh {
+                for gi in 0..<groups {
+                    BLAS.sgemm(transA: false, transB: false, m: mG, n: cols, k: kk,
+                               a: weights + ki * m * kk + gi * mG * kk, lda: kk,
+                               b: padded.p + gi * kk * ld + L.shift(ki), ldb: ld,
+                               beta: ki == 0 ? 0 : 1, c: wide.p + gi * mG * cols, ldc: cols)
                 }
             }
             // Wide rows → output planes, adding the bias.
@@ -185,6 +192,57 @@ extension ConvKernels {
                 }
             }
             first += L.images
+        }
+    }
+
+    /// Copies wide columns `columns` of `rows` rows (row r at src + r·ld, column j at offset
+    /// j − columns.lowerBound) to their output pixels, adding the bias; columns past a row's
+    /// outW or below outH are padding and dropped.
+    static func storeWideColumns(_ src: UnsafePointer<Float>, ld: Int, rows: Int, columns: Range<Int>,
+                                 _ L: ShiftLayout, firstImage: Int, bias: UnsafePointer<Float>?,
+                                 _ dst: UnsafeMutablePointer<Float>) {
+        let plane = L.plane, wp = L.wp, oh = L.outH, ow = L.outW
+        var j = columns.lowerBound
+        while j < columns.upperBound {
+            let image = j / plane, rest = j - image * plane, y = rest / wp, x = rest - y * wp
+            let rowEnd = min(columns.upperBound, j + wp - x)
+            if y < oh && x < ow {
+                let count = min(rowEnd, j + ow - x) - j
+                for r in 0..<rows {
+                    let s = src + r * ld + (j - columns.lowerBound)
+                    let d = dst + (((firstImage + image) * rows + r) * oh + y) * ow + x
+                    if let bias {
+                        let bv = bias[r]
+                        for i in 0..<count { d[i] = s[i] + bv }
+                    } else {
+                        d.update(from: s, count: count)
+                    }
+                }
+            }
+            j = rowEnd
+        }
+    }
+
+    /// The inverse layout for the weight gradient: dst[(j − columns.lowerBound)·rows + r] =
+    /// src's pixel of wide column j in channel r, zero for padding columns.
+    static func loadWideColumnsTransposed(_ src: UnsafePointer<Float>, rows: Int, columns: Range<Int>,
+                                          _ L: ShiftLayout, firstImage: Int, _ dst: UnsafeMutablePointer<Float>) {
+        let plane = L.plane, wp = L.wp, oh = L.outH, ow = L.outW
+        var j = columns.lowerBound
+        while j < columns.upperBound {
+            let image = j / plane, rest = j - image * plane, y = rest / wp, x = rest - y * wp
+            let rowEnd = min(columns.upperBound, j + wp - x)
+            let d = dst + (j - columns.lowerBound) * rows
+            var count = 0
+            if y < oh && x < ow {
+                count = min(rowEnd, j + ow - x) - j
+                let s = src + (firstImage + image) * rows * oh * ow + y * ow + x
+                for i in 0..<count {
+                    for r in 0..<rows { d[i * rows + r] = s[r * oh * ow + i] }
+                }
+            }
+            (d + count * rows).update(repeating: 0, count: (rowEnd - j - count) * rows)
+            j = rowEnd
         }
     }
 
@@ -253,7 +311,7 @@ extension ConvKernels {
         let nb = shiftedImages(plane: probe.plane, rows: max(cin * kw, cout), n: g.n)
         let full = ShiftLayout(height: g.h, width: g.w, pad: (g.ph, g.pw), images: nb, g: g)
         let padded = Scratch(floats: cin * kw * full.ld)
-        let wide = Scratch(floats: cout * full.columns)
+        let wide = Scratch(floats: ownKernel ? 1 : cout * full.columns)
         let gwt = Scratch(floats: kh * cin * kw * coutG)
         defer { padded.release(); wide.release(); gwt.release() }
         let accumulator = kh * cin * kw * coutG
@@ -272,46 +330,35 @@ extension ConvKernels {
             let images = L.images, plane = L.plane, wp = L.wp, oh = g.oh, ow = g.ow, f = first
             let w = wide.p
             if ownKernel {
-                // Upstream gradient pixel-major ([columns, Cout], zero in discarded columns), so
-                // the kernel reads it as a row-major B; rows of the result split over threads.
-                Parallel.forRange(images * L.hp, grain: 4) { range in
-                    for t in range {
-                        let nl = t / L.hp, y = t - nl * L.hp
-                        let j0 = nl * plane + y * wp
-                        if j0 >= cols { continue }
-                        let d = w + j0 * cout
-                        if y >= oh {
-                            d.update(repeating: 0, count: wp * cout)
-                            continue
-                        }
-                        let s = gy + (f + nl) * cout * oh * ow + y * ow
-                        for x in 0..<ow {
-                            let dx = d + x * cout
-                            for co in 0..<cout { dx[co] = s[co * oh * ow + x] }
-                        }
-                        (d + ow * cout).update(repeating: 0, count: (wp - ow) * cout)
-                    }
-                }
                 // One product per (column chunk, tap) on the single padded copy (rows ci at the
-                // tap's offset), written to rows (ci, kj) of the kernel row's result. Chunks are
-                // sized so a chunk's gradient rows and padded input stay in L2 across all taps:
-                // both are read from memory once per pass instead of once per tap. Each thread
-                // sums its own contiguous run of products into its own accumulator.
+                // tap's offset) against the chunk's upstream gradient, pixel-major ([columns,
+                // Cout], zero in discarded columns) so the kernel reads it as a row-major B;
+                // written to rows (ci, kj) of the kernel row's result. A chunk's gradient and
+                // padded input stay in L2 across all its taps. Each thread runs a contiguous run
+                // of products, summed into its own accumulator.
                 let taps = kh * kw, sld = L.singleLD
                 let chunk = max(128, min(2048, 196_608 / max(cinG + coutG, 1))) / 16 * 16
                 let items = (cols + chunk - 1) / chunk * taps * groups
                 let parts = min(Parallel.threads, items), per = (items + parts - 1) / parts
                 let pp = UnsafePointer(padded.p), gp = gwt.p, extra = partials.p
                 Parallel.forRange(parts) { range in
+                    let tile = Scratch(floats: chunk * cout)
+                    defer { tile.release() }
                     for part in range {
                         let acc = part == 0 ? gp : extra + (part - 1) * accumulator
+                        var loaded = -1
                         for item in min(items, part * per)..<min(items, (part + 1) * per) {
                             let c = item / (taps * groups), rest = item - c * taps * groups
                             let tap = rest / groups, gi = rest - tap * groups
-                            let ki = tap / kw, kj = tap - ki * kw, j0 = c * chunk
-                            HeadKernels.gemm(m: cinG, n: coutG, k: min(chunk, cols - j0), alpha: 1,
+                            let ki = tap / kw, kj = tap - ki * kw, j0 = c * chunk, nj = min(chunk, cols - j0)
+                            if c != loaded {
+                                loadWideColumnsTransposed(gy, rows: cout, columns: j0..<(j0 + nj), L, firstImage: f,
+                                                          tile.p)
+                                loaded = c
+                            }
+                            HeadKernels.gemm(m: cinG, n: coutG, k: nj, alpha: 1,
                                              a: pp + gi * cinG * sld + L.tapOffset(tap) + j0, ars: sld, acs: 1,
-                                             b: w + j0 * cout + gi * coutG, ldb: cout, beta: 1,
+                                             b: tile.p + gi * coutG, ldb: cout, beta: 1,
                                              c: acc + ((ki * cin + gi * cinG) * kw + kj) * coutG, ldc: kw * coutG)
                         }
                     }
