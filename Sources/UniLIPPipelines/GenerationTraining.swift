@@ -108,10 +108,11 @@ public enum GenerationTraining {
     }
 
     /// Trains `model.generator` in `run` (resuming from its newest checkpoint). A fresh run
-    /// copies the LLM's last layers into the connector first. Returns the weights to export.
+    /// copies the LLM's last layers into the connector first, unless `initConnector` is false
+    /// (the generator starts from trained weights). Returns the weights to export.
     @discardableResult
     public static func train(_ model: GenerationModel, options: GenerationTrainingOptions, world: ShapesWorld,
-                             run: RunDirectory, info: [String: Any] = [:],
+                             run: RunDirectory, info: [String: Any] = [:], initConnector: Bool = true,
                              progress: (TrainingProgress) -> Bool = { _ in true }) throws -> [String: Tensor] {
         try options.validate()
         let generator = model.generator
@@ -121,7 +122,7 @@ public enum GenerationTraining {
         generator.unfreeze()
         if !options.trainDiT { generator.freeze(prefix: "dit") }
         generator.train()
-        if run.latest == nil { generator.initConnector(from: model.mllm.language.model) }
+        if run.latest == nil && initConnector { generator.initConnector(from: model.mllm.language.model) }
         let groups = ParameterGroup.decaySplit(generator.namedParameters(), lr: schedule.learningRate,
                                                weightDecay: schedule.weightDecay)
         let loop = try TrainingLoop(model: generator, groups: groups, schedule: schedule, run: run)

@@ -29,6 +29,8 @@ struct TrainGenerationCommand: ParsableCommand {
     @Option(help: "Peak learning rate.") var learningRate: Float?
     @Option(help: "Connector layers copied from the LLM's last ones.") var connectLayers = 2
     @Option(help: "Seed of the initialisation, data and noise.") var seed: UInt64 = 0
+    @Option(help: "Generation model folder to start from (its config and weights; a fresh optimiser and schedule) instead of a new head.")
+    var initFrom: String?
     @Option(help: "Learnable grid-position embedding added in dual mode to: none (the reference), reference (the reference image's tokens) or reference_and_queries (our extension).")
     var gridPositions: UniLIPGeneratorConfig.GridPositionEmbedding = .none
 
@@ -63,14 +65,19 @@ struct TrainGenerationCommand: ParsableCommand {
                                            latentScale: scale, gridPositionEmbedding: gridPositions)
         try config.validate()
         var rng = RandomGenerator(seed: seed)
-        let model = try GenerationModel(generator: UniLIPGenerator(config, rng: &rng), mllm: chat, autoencoder: ae,
-                                        tokenizer: tokenizer)
+        var generator = UniLIPGenerator(config, rng: &rng)
+        if let initFrom {
+            generator = try GenerationModel(directory: initFrom).generator
+            logger.info("starting from \(initFrom) (\(generator.config.conditionMode.rawValue), latent scale \(generator.config.latentScale))")
+        }
+        let model = try GenerationModel(generator: generator, mllm: chat, autoencoder: ae, tokenizer: tokenizer)
         let run = try RunDirectory(runPath)
         logger.info("\(mode.rawValue): \(options.schedule.steps) steps of \(options.schedule.batchSize), latent scale \(scale), run \(runPath)")
         let line = ProgressLine(label: "generation", total: options.schedule.steps)
         let start = Date()
         let weights = try GenerationTraining.train(model, options: options, world: world, run: run,
-                                                   info: ["mllm": mllmPath, "autoencoder": autoencoderPath]) { p in
+                                                   info: ["mllm": mllmPath, "autoencoder": autoencoderPath],
+                                                   initConnector: initFrom == nil) { p in
             line.update(step: p.step, values: ["loss": p.values["loss"] ?? .nan])
             return true
         }
