@@ -101,6 +101,21 @@ final class GenerationTrainingTests: XCTestCase {
         XCTAssertEqual(exported.mapValues(\.scalars), again.mapValues(\.scalars))
     }
 
+    func testStartingFromTrainedWeightsKeepsTheirConnector() throws {
+        var o = options(steps: 1)
+        o.schedule.learningRate = 1e-9  // one step that barely moves anything
+        func maxChange(_ a: [[Float]], _ b: [[Float]]) -> Float {
+            zip(a, b).flatMap { zip($0, $1).map { abs($0 - $1) } }.max() ?? 0
+        }
+        let fresh = try model(), started = try model()
+        let before = started.generator.llmConnector.namedTensors().map { $0.1.scalars }
+        try GenerationTraining.train(fresh, options: o, world: world, run: try RunDirectory(tempDir()))
+        try GenerationTraining.train(started, options: o, world: world, run: try RunDirectory(tempDir()), initConnector: false)
+        XCTAssertLessThan(maxChange(started.generator.llmConnector.namedTensors().map { $0.1.scalars }, before), 1e-6)
+        // A fresh head copies the LLM's last layer over its random connector.
+        XCTAssertGreaterThan(maxChange(fresh.generator.llmConnector.namedTensors().map { $0.1.scalars }, before), 1e-2)
+    }
+
     func testFolderRoundTripWithRelativeComponents() throws {
         let root = tempDir()
         let m = try model()
