@@ -5,6 +5,17 @@ import XCTest
 final class ReduceTests: XCTestCase {
     private func ints(_ t: Tensor) -> [Int] { t.scalars.map { Int($0) } }
 
+    func testFullSumOfALongTensorMatchesDouble() {
+        for n in [511, 512, 5_000, 70_001] {
+            let x = randn(n, seed: UInt64(n))
+            let exact = x.scalars.reduce(0.0) { $0 + Double($1) }
+            XCTAssertEqual(Double(x.sum().item), exact, accuracy: 1e-5 * max(1, abs(exact)), "n = \(n)")
+        }
+        var values = randn(4_000, seed: 3).scalars
+        values[1_234] = .nan
+        XCTAssertTrue(Tensor(values, shape: [4_000]).sum().item.isNaN)
+    }
+
     func testGoldenValues() throws {
         let f = try Fixtures("reduce")
         f.check("mean_all") { $0[0].mean() }
