@@ -28,6 +28,8 @@ struct TrainGenerationCommand: ParsableCommand {
     @Option(help: "Batch size.") var batchSize: Int?
     @Option(help: "Peak learning rate.") var learningRate: Float?
     @Option(help: "Connector layers copied from the LLM's last ones.") var connectLayers = 2
+    @Option(help: "Fraction of batches that are editing (default 0.5; the rest are text-to-image).")
+    var editFraction: Double?
     @Option(help: "Seed of the initialisation, data and noise.") var seed: UInt64 = 0
     @Option(help: "Generation model folder to start from (its config and weights; a fresh optimiser and schedule) instead of a new head.")
     var initFrom: String?
@@ -46,6 +48,8 @@ struct TrainGenerationCommand: ParsableCommand {
         if let steps { options.schedule.steps = steps }
         if let batchSize { options.schedule.batchSize = batchSize }
         if let learningRate { options.schedule.learningRate = learningRate }
+        if let editFraction { options.editFraction = editFraction }
+        try options.validate()
         let mllmPath = try ModelLocator.locate("internvl-tiny", explicit: mllm)
         let autoencoderPath = try ModelLocator.locate("unilip-tiny", explicit: autoencoder)
         let runPath = runDir ?? "runs/unilip-gen-tiny-\(mode.rawValue)"
