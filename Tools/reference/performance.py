@@ -110,14 +110,12 @@ def main():
               "once and each kernel tap reads it at a fixed offset (\"wide\" output rows, the padding columns "
               "discarded). With AVX-512 one kernel sums all kH·kW taps of a C tile in registers, reading the "
               "padded input in place (no BLAS packing, which cost a quarter of the time with 64 output "
-              "channels); the input gradient is the same convolution of the padded upstream gradient with the "
-              "flipped kernel (no col2im), the weight gradient one product per tap against the pixel-major "
-              "gradient. Without AVX-512 the same layout runs one OpenBLAS GEMM per kernel row. On one thread "
-              "PyTorch is ~5% ahead (59 against 63 ms, quiet machine); on two the medians are level, but PyTorch's rounds spread "
-              "more (34–58 ms in one run, ours 40–42 ms) and its fastest are ~15% ahead: we scale ~1.55× from "
-              "one thread to two (three hand-offs per image per pass, memory-bound padding and wide-row "
-              "copies), and the benchmark's `sum().backward()` (an 8 MB gradient of ones, materialised) "
-              "costs 5–10%.",
+              "channels), and each column chunk's result goes from a small L2-resident buffer straight to the "
+              "output, bias added. The input gradient is the same convolution of the padded upstream gradient "
+              "with the flipped kernel (no col2im). The weight gradient runs per column chunk: the chunk's "
+              "upstream gradient is transposed pixel-major into a small buffer and multiplied against each "
+              "tap's slice of the padded input while both stay in L2; each thread sums its own chunks into its "
+              "own accumulator. Without AVX-512 the same layout runs one OpenBLAS GEMM per kernel row.",
               "- (c) attention: per (batch, head) in parallel, blocks of 64 query rows through an 8×32 AVX-512 "
               "micro-kernel (128-deep passes so the B panel stays in L1) and an AVX-512 exp; backward "
               "recomputes scores from the saved log-sum-exp (five GEMMs per block, as PyTorch's flash kernel). "
@@ -128,10 +126,15 @@ def main():
               "e^(−x²/2) once for both erf and the density) brought it to 3% and the block from 0.69× to about "
               "0.9×. The rest is element-wise ops allocating their outputs (copies for the head permutes, "
               "gradient sums) and thread hand-offs between OpenBLAS workers and our kernel threads.",
-              "- (b) conv at one thread is ahead of PyTorch (61–63 ms against 68–71 ms, measured back to back); "
-              "at two threads PyTorch gains 2.4× and we gain 1.6×. Not profiled yet; the first suspect is the "
-              "weight gradient, which streams the whole pixel-major upstream gradient once per tap and row "
-              "block, so two threads share memory bandwidth.",
+              "- (b) conv, where the two-thread time went (per-phase timers, one step, before the changes "
+              "above): forward, input gradient and weight gradient each 19 ms at one thread and 11.3–11.9 ms at "
+              "two. The tap kernels scaled 1.8×; the memory-bound passes (padding, the full-size wide-row copy "
+              "to the output) 1.1–1.2×. Outside the convolution, the benchmark's `sum()` ran a serial Double "
+              "chain over 8 MB and its backward built the 8 MB gradient of ones by broadcasting into a zeroed "
+              "tensor. Fixes: chunked output stores (above), a SIMD sum, and `expanded(to:)` as one fill; "
+              "together 39–41 → 34.4–34.5 ms at two threads in back-to-back runs of the two builds, one thread unchanged (~60 ms). Chunking the weight "
+              "gradient alone (the first suspect) changed nothing measurable. Still left: three padding passes "
+              "per step (~1 ms each at two threads, not scaling).",
               "- Two-thread timings on this shared 2-CPU machine move by tens of percent with the load; one-thread "
               "runs (`--threads 1`) and `UNILIP_BENCH_STAT=min` (fastest run instead of median) are steadier "
               "for comparing builds.",
