@@ -5,8 +5,9 @@ import Foundation
 /// Wp = W + 2·pw columns, kernel tap (ki, kj) reads the padded planes at one fixed offset, and
 /// outputs come out "wide" (Wp columns per row, the last Wp − ow discarded).
 /// - With AVX-512 (`ownKernel`): one padded copy; a C kernel sums all kH·kW taps of each output
-///   tile in registers, reading the copy in place (no packing). The weight gradient is one
-///   product per tap against the pixel-major upstream gradient.
+///   tile in registers, reading the copy in place (no packing), column chunk by column chunk,
+///   each chunk stored to the output from a small buffer. The weight gradient is one product
+///   per (column chunk, tap) against the chunk's pixel-major upstream gradient.
 /// - Otherwise (OpenBLAS): kW copies of each padded channel, copy kj shifted by kj·dw, so kernel
 ///   row ki is one GEMM [Cout, Cin·kW] × [Cin·kW, columns] starting ki·dh rows into the buffer.
 /// The input gradient is the same kind of convolution of the upstream gradient (padded by
