@@ -42,6 +42,8 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
     /// reference token and which query stand for which latent position. Needs a square n_query
     /// and, for editing, as many reference tokens as queries.
     public var gridPositionEmbedding: GridPositionEmbedding
+    /// Side of the square query grid (the latent's), rounded when n_query is not square.
+    public var gridSide: Int { Int(Double(numQueries).squareRoot().rounded()) }
 
     public init(numQueries: Int, connectLayers: Int, llmConfig: Qwen2Config, ditConfig: SanaConfig,
                 conditionMode: ConditionMode = .dual, latentScale: Float = 1, flowShift: Double = 3,
@@ -103,8 +105,7 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
         }
         guard flowShift.isFinite && flowShift > 0 else { throw ModelConfigError("flow_shift must be positive, got \(flowShift)") }
         if gridPositionEmbedding != .none {
-            let side = Int(Double(numQueries).squareRoot().rounded())
-            guard side * side == numQueries, llmConfig.hiddenSize % 4 == 0 else {
+            guard gridSide * gridSide == numQueries, llmConfig.hiddenSize % 4 == 0 else {
                 throw ModelConfigError("grid_position_embedding needs a square n_query (got \(numQueries)) and a hidden size divisible by 4 (got \(llmConfig.hiddenSize))")
             }
         }
@@ -229,7 +230,7 @@ public final class UniLIPGenerator: Module {
         projector = Linear(d, config.ditConfig.captionChannels, rng: &rng)
         dit = SanaTransformer2DModel(config.ditConfig, rng: &rng)
         if config.gridPositionEmbedding != .none {
-            let side = Int(Double(config.numQueries).squareRoot().rounded())
+            let side = config.gridSide
             gridPositions = SanaPatchEmbed.sinCosPositionEmbedding(
                 width: d, height: side, widthTokens: side, baseSize: side, interpolationScale: 1).reshaped([1, config.numQueries, d])
         } else {

@@ -63,7 +63,8 @@ public final class GenerationModel {
         return (understanding.model, autoencoder, understanding.tokenizer)
     }
 
-    public convenience init(directory: String) throws {
+    /// The generation head of a folder alone (config.json and model.safetensors), in eval mode.
+    public static func loadGenerator(directory: String) throws -> UniLIPGenerator {
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         guard let configData = FileManager.default.contents(atPath: path("config.json")) else {
             throw TrainingError("\(directory): no config.json — not a generation model folder (train one with `unilip train generation`)")
@@ -75,6 +76,16 @@ public final class GenerationModel {
         } catch {
             throw TrainingError("\(path("config.json")): not a generation config (\(error))")
         }
+        var rng = RandomGenerator(seed: 0)
+        let generator = UniLIPGenerator(config, rng: &rng)
+        _ = try Checkpoint.load(path("model.safetensors"), into: generator.namedTensors())
+        generator.eval()
+        return generator
+    }
+
+    public convenience init(directory: String) throws {
+        func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        let generator = try Self.loadGenerator(directory: directory)
         guard let componentsData = FileManager.default.contents(atPath: path(Self.componentsFile)) else {
             throw TrainingError("\(directory): no \(Self.componentsFile) naming the MLLM and autoencoder folders")
         }
@@ -85,10 +96,6 @@ public final class GenerationModel {
             throw TrainingError("\(path(Self.componentsFile)): \(error)")
         }
         let (mllm, autoencoder, tokenizer) = try Self.loadComponents(components, relativeTo: directory)
-        var rng = RandomGenerator(seed: 0)
-        let generator = UniLIPGenerator(config, rng: &rng)
-        _ = try Checkpoint.load(path("model.safetensors"), into: generator.namedTensors())
-        generator.eval()
         try self.init(generator: generator, mllm: mllm, autoencoder: autoencoder, tokenizer: tokenizer,
                       directory: directory)
     }

@@ -59,24 +59,35 @@ struct TrainGenerationCommand: ParsableCommand {
         let (chat, ae, tokenizer) = try GenerationModel.loadComponents(components, relativeTo: ".")
         let world = ShapesWorld(seed: 0, resolution: ae.config.imageSize)
         let grid = ae.latentGrid(height: ae.config.imageSize, width: ae.config.imageSize)
-        var dit = SanaConfig.tiny
-        dit.inChannels = ae.config.latentChannels
-        dit.outChannels = ae.config.latentChannels
-        dit.sampleSize = grid.0
-        let scale = GenerationTraining.latentScale(ae, world: world, count: options.scaleImages)
-        let config = UniLIPGeneratorConfig(numQueries: grid.0 * grid.1, connectLayers: connectLayers,
-                                           llmConfig: chat.config.llmConfig, ditConfig: dit, conditionMode: mode,
-                                           latentScale: scale, gridPositionEmbedding: gridPositions)
-        try config.validate()
-        var rng = RandomGenerator(seed: seed)
-        var generator = UniLIPGenerator(config, rng: &rng)
+        let generator: UniLIPGenerator
         if let initFrom {
-            generator = try GenerationModel(directory: initFrom).generator
-            logger.info("starting from \(initFrom) (\(generator.config.conditionMode.rawValue), latent scale \(generator.config.latentScale))")
+            // Its config (mode, latent scale, …) comes with it; the other head options do not apply.
+            generator = try GenerationModel.loadGenerator(directory: initFrom)
+            let c = generator.config, llm = chat.config.llmConfig
+            guard c.llmConfig.hiddenSize == llm.hiddenSize && c.llmConfig.numAttentionHeads == llm.numAttentionHeads
+                    && c.llmConfig.numKeyValueHeads == llm.numKeyValueHeads && c.llmConfig.headDim == llm.headDim
+                    && c.llmConfig.intermediateSize == llm.intermediateSize,
+                  c.ditConfig.inChannels == ae.config.latentChannels, c.numQueries == grid.0 * grid.1 else {
+                throw ValidationError("--init-from \(initFrom): its head (LLM width \(c.llmConfig.hiddenSize), \(c.ditConfig.inChannels) latent channels, \(c.numQueries) queries) does not fit the MLLM (width \(llm.hiddenSize)) and autoencoder (\(ae.config.latentChannels) channels, \(grid.0 * grid.1) latent cells)")
+            }
+            logger.info("starting from \(initFrom)")
+        } else {
+            var dit = SanaConfig.tiny
+            dit.inChannels = ae.config.latentChannels
+            dit.outChannels = ae.config.latentChannels
+            dit.sampleSize = grid.0
+            let scale = GenerationTraining.latentScale(ae, world: world, count: options.scaleImages)
+            let config = UniLIPGeneratorConfig(numQueries: grid.0 * grid.1, connectLayers: connectLayers,
+                                               llmConfig: chat.config.llmConfig, ditConfig: dit, conditionMode: mode,
+                                               latentScale: scale, gridPositionEmbedding: gridPositions)
+            try config.validate()
+            var rng = RandomGenerator(seed: seed)
+            generator = UniLIPGenerator(config, rng: &rng)
         }
         let model = try GenerationModel(generator: generator, mllm: chat, autoencoder: ae, tokenizer: tokenizer)
         let run = try RunDirectory(runPath)
-        logger.info("\(mode.rawValue): \(options.schedule.steps) steps of \(options.schedule.batchSize), latent scale \(scale), run \(runPath)")
+        let used = generator.config
+        logger.info("\(used.conditionMode.rawValue): \(options.schedule.steps) steps of \(options.schedule.batchSize), latent scale \(used.latentScale), run \(runPath)")
         let line = ProgressLine(label: "generation", total: options.schedule.steps)
         let start = Date()
         let weights = try GenerationTraining.train(model, options: options, world: world, run: run,

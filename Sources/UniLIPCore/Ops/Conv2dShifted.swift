@@ -196,31 +196,41 @@ extension ConvKernels {
         }
     }
 
+    /// Walks wide columns `columns` one wide row at a time: `body(image, y, x, j, kept, end)`
+    /// for the run j..<end inside one wide row, whose first `kept` columns are output pixels
+    /// (image, y, x…) and the rest padding (kept = 0 below outH).
+    @inline(__always)
+    static func forEachWideRun(_ columns: Range<Int>, _ L: ShiftLayout,
+                               _ body: (_ image: Int, _ y: Int, _ x: Int, _ j: Int, _ kept: Int, _ end: Int) -> Void) {
+        let plane = L.plane, wp = L.wp, oh = L.outH, ow = L.outW
+        var j = columns.lowerBound
+        while j < columns.upperBound {
+            let image = j / plane, rest = j - image * plane, y = rest / wp, x = rest - y * wp
+            let end = min(columns.upperBound, j + wp - x)
+            let kept = y < oh && x < ow ? min(end, j + ow - x) - j : 0
+            body(image, y, x, j, kept, end)
+            j = end
+        }
+    }
+
     /// Copies wide columns `columns` of `rows` rows (row r at src + r·ld, column j at offset
     /// j − columns.lowerBound) to their output pixels, adding the bias; columns past a row's
     /// outW or below outH are padding and dropped.
     static func storeWideColumns(_ src: UnsafePointer<Float>, ld: Int, rows: Int, columns: Range<Int>,
                                  _ L: ShiftLayout, firstImage: Int, bias: UnsafePointer<Float>?,
                                  _ dst: UnsafeMutablePointer<Float>) {
-        let plane = L.plane, wp = L.wp, oh = L.outH, ow = L.outW
-        var j = columns.lowerBound
-        while j < columns.upperBound {
-            let image = j / plane, rest = j - image * plane, y = rest / wp, x = rest - y * wp
-            let rowEnd = min(columns.upperBound, j + wp - x)
-            if y < oh && x < ow {
-                let count = min(rowEnd, j + ow - x) - j
-                for r in 0..<rows {
-                    let s = src + r * ld + (j - columns.lowerBound)
-                    let d = dst + (((firstImage + image) * rows + r) * oh + y) * ow + x
-                    if let bias {
-                        let bv = bias[r]
-                        for i in 0..<count { d[i] = s[i] + bv }
-                    } else {
-                        d.update(from: s, count: count)
-                    }
+        let oh = L.outH, ow = L.outW
+        forEachWideRun(columns, L) { image, y, x, j, kept, _ in
+            for r in 0..<rows {
+                let s = src + r * ld + (j - columns.lowerBound)
+                let d = dst + (((firstImage + image) * rows + r) * oh + y) * ow + x
+                if let bias {
+                    let bv = bias[r]
+                    for i in 0..<kept { d[i] = s[i] + bv }
+                } else {
+                    d.update(from: s, count: kept)
                 }
             }
-            j = rowEnd
         }
     }
 
@@ -228,22 +238,14 @@ extension ConvKernels {
     /// src's pixel of wide column j in channel r, zero for padding columns.
     static func loadWideColumnsTransposed(_ src: UnsafePointer<Float>, rows: Int, columns: Range<Int>,
                                           _ L: ShiftLayout, firstImage: Int, _ dst: UnsafeMutablePointer<Float>) {
-        let plane = L.plane, wp = L.wp, oh = L.outH, ow = L.outW
-        var j = columns.lowerBound
-        while j < columns.upperBound {
-            let image = j / plane, rest = j - image * plane, y = rest / wp, x = rest - y * wp
-            let rowEnd = min(columns.upperBound, j + wp - x)
+        let oh = L.outH, ow = L.outW
+        forEachWideRun(columns, L) { image, y, x, j, kept, end in
             let d = dst + (j - columns.lowerBound) * rows
-            var count = 0
-            if y < oh && x < ow {
-                count = min(rowEnd, j + ow - x) - j
-                let s = src + (firstImage + image) * rows * oh * ow + y * ow + x
-                for i in 0..<count {
-                    for r in 0..<rows { d[i * rows + r] = s[r * oh * ow + i] }
-                }
+            let s = src + (firstImage + image) * rows * oh * ow + y * ow + x
+            for i in 0..<kept {
+                for r in 0..<rows { d[i * rows + r] = s[r * oh * ow + i] }
             }
-            (d + count * rows).update(repeating: 0, count: (rowEnd - j - count) * rows)
-            j = rowEnd
+            (d + kept * rows).update(repeating: 0, count: (end - j - kept) * rows)
         }
     }
 
