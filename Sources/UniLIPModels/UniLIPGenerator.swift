@@ -397,10 +397,12 @@ public final class UniLIPGenerator: Module {
     }
 
     /// Rectified-flow loss on clean latents x0 [B, C, h, w] (already scaled by `unilip_factor`):
-    /// u ~ logit-normal(0, 1), index ⌊1000u⌋ into the shift-1 training table, x_σ = (1 − σ)x0 + σε,
-    /// MSE between the DiT's output and ε − x0.
+    /// u ~ logit-normal(0, 1), index ⌊1000u⌋ into the training table (the reference's shift 1
+    /// unless `schedule` says otherwise), x_σ = (1 − σ)x0 + σε, MSE between the DiT's output and ε − x0.
     public func flowMatchingLoss(_ x0: Tensor, conditioning: GenerationConditioning,
+                                 schedule: FlowMatchEulerScheduler? = nil,
                                  rng: inout RandomGenerator) -> Tensor {
+        let trainingSchedule = schedule ?? trainingSchedule
         precondition(x0.rank == 4 && x0.shape[1] == config.ditConfig.inChannels,
                      "UniLIPGenerator: latents must be [B, \(config.ditConfig.inChannels), h, w], got \(x0.shape)")
         let (timesteps, sigmas) = FlowMatching.sampleTimesteps(batch: x0.shape[0], schedule: trainingSchedule, rng: &rng)

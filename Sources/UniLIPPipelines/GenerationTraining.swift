@@ -15,6 +15,10 @@ public struct GenerationTrainingOptions: Codable, Sendable, Equatable {
     public var conditionDropout: Double = 0.1
     /// Train the DiT too (false: the reference's stage-1 connector alignment).
     public var trainDiT = true
+    /// Shift of the flow-matching training table the noise levels are drawn from. The reference
+    /// trains at shift 1 and samples at `flow_shift` 3, so the near-pure-noise levels where the
+    /// sampler fixes the layout are rarely trained (σ > 0.9 in 1.4% of draws; 13.6% at shift 3).
+    public var trainingFlowShift: Double = 1
     /// Training images used to measure the latent scale (1 / std of the latents).
     public var scaleImages = 512
     public var seed: UInt64 = 0
@@ -34,11 +38,14 @@ public struct GenerationTrainingOptions: Codable, Sendable, Equatable {
         guard (0...1).contains(editFraction), (0...1).contains(conditionDropout), scaleImages >= 2 else {
             throw TrainingError("edit fraction and condition dropout must lie in [0, 1]; scale images ≥ 2")
         }
+        guard trainingFlowShift > 0, trainingFlowShift.isFinite else {
+            throw TrainingError("the training flow shift must be positive, got \(trainingFlowShift)")
+        }
     }
 
     enum CodingKeys: String, CodingKey {
         case schedule, editFraction = "edit_fraction", conditionDropout = "condition_dropout", trainDiT = "train_dit"
-        case scaleImages = "scale_images", seed
+        case scaleImages = "scale_images", seed, trainingFlowShift = "training_flow_shift"
     }
 }
 
@@ -135,6 +142,7 @@ public enum GenerationTraining {
         let queries = generator.config.numQueries, references = model.referenceTokenCount
         let contextID = model.template.imgContext
         let scale = generator.config.latentScale
+        let noiseLevels = FlowMatchEulerScheduler(numTrainTimesteps: 1000, shift: options.trainingFlowShift)
         try loop.train(lossAt: { step in
             let b = batch(step: step, options: options, world: world, template: model.template, queries: queries,
                           referenceTokens: references)
@@ -142,7 +150,7 @@ public enum GenerationTraining {
             let conditioning = generator.conditioning(model: model.mllm, ids: b.ids, batch: schedule.batchSize,
                                                       mask: b.mask, contextID: contextID, referencePixels: b.referencePixels)
             var rng = RandomGenerator(seed: options.seed ^ (UInt64(step) &* 0xD1B5_4A32_D192_ED03) ^ 0x666D)
-            let loss = generator.flowMatchingLoss(x0, conditioning: conditioning, rng: &rng)
+            let loss = generator.flowMatchingLoss(x0, conditioning: conditioning, schedule: noiseLevels, rng: &rng)
             return (loss, [b.task == .editing ? "loss_edit" : "loss_t2i": Double(loss.item)])
         }, progress: progress)
         return loop.exportedWeights()

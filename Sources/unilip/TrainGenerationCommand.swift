@@ -30,6 +30,8 @@ struct TrainGenerationCommand: ParsableCommand {
     @Option(help: "Connector layers copied from the LLM's last ones.") var connectLayers = 2
     @Option(help: "Fraction of batches that are editing (default 0.5; the rest are text-to-image).")
     var editFraction: Double?
+    @Option(help: "Shift of the noise levels trained (default 1, the reference's; the sampler uses the config's flow_shift, 3).")
+    var trainingFlowShift: Double?
     @Option(help: "Seed of the initialisation, data and noise.") var seed: UInt64 = 0
     @Option(help: "Generation model folder to start from (its config and weights; a fresh optimiser and schedule) instead of a new head.")
     var initFrom: String?
@@ -49,6 +51,7 @@ struct TrainGenerationCommand: ParsableCommand {
         if let batchSize { options.schedule.batchSize = batchSize }
         if let learningRate { options.schedule.learningRate = learningRate }
         if let editFraction { options.editFraction = editFraction }
+        if let trainingFlowShift { options.trainingFlowShift = trainingFlowShift }
         try options.validate()
         let mllmPath = try ModelLocator.locate("internvl-tiny", explicit: mllm)
         let autoencoderPath = try ModelLocator.locate("unilip-tiny", explicit: autoencoder)
@@ -87,7 +90,7 @@ struct TrainGenerationCommand: ParsableCommand {
         let model = try GenerationModel(generator: generator, mllm: chat, autoencoder: ae, tokenizer: tokenizer)
         let run = try RunDirectory(runPath)
         let used = generator.config
-        logger.info("\(used.conditionMode.rawValue): \(options.schedule.steps) steps of \(options.schedule.batchSize), latent scale \(used.latentScale), run \(runPath)")
+        logger.info("\(used.conditionMode.rawValue): \(options.schedule.steps) steps of \(options.schedule.batchSize), latent scale \(used.latentScale), training flow shift \(options.trainingFlowShift), run \(runPath)")
         let line = ProgressLine(label: "generation", total: options.schedule.steps)
         let start = Date()
         let weights = try GenerationTraining.train(model, options: options, world: world, run: run,

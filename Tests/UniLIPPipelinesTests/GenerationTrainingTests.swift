@@ -116,6 +116,39 @@ final class GenerationTrainingTests: XCTestCase {
         XCTAssertGreaterThan(maxChange(fresh.generator.llmConnector.namedTensors().map { $0.1.scalars }, before), 1e-2)
     }
 
+    func testTrainingFlowShiftDrawsMoreNearPureNoiseLevels() throws {
+        var o = options(steps: 2)
+        for bad in [0, -1, Double.nan, .infinity] {
+            o.trainingFlowShift = bad
+            XCTAssertThrowsError(try o.validate(), "shift \(bad) accepted")
+        }
+        o.trainingFlowShift = 3
+        XCTAssertNoThrow(try o.validate())
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(o)) as? [String: Any]
+        XCTAssertEqual(json?["training_flow_shift"] as? Double, 3)
+
+        // σ = s·u / (1 + (s − 1)·u) with u logit-normal: P(σ > 0.9) is P(u > 0.9) ≈ 1.4% at
+        // shift 1 and P(u > 0.75) ≈ 13.6% at shift 3.
+        func shareAboveNinety(_ shift: Double) -> Double {
+            var rng = RandomGenerator(seed: 1)
+            let sigmas = FlowMatching.sampleTimesteps(batch: 20_000, schedule: FlowMatchEulerScheduler(shift: shift),
+                                                      rng: &rng).sigmas
+            return Double(sigmas.filter { $0 > 0.9 }.count) / 20_000
+        }
+        XCTAssertEqual(shareAboveNinety(1), 0.014, accuracy: 0.004)
+        XCTAssertEqual(shareAboveNinety(3), 0.136, accuracy: 0.01)
+
+        // The option reaches the loss: the same steps at shift 3 train other weights than at shift 1.
+        func trained(_ shift: Double) throws -> [[Float]] {
+            var options = options(steps: 2)
+            options.trainingFlowShift = shift
+            let m = try model()
+            try GenerationTraining.train(m, options: options, world: world, run: try RunDirectory(tempDir()))
+            return m.generator.namedTensors().map { $0.1.scalars }
+        }
+        XCTAssertNotEqual(try trained(1), try trained(3))
+    }
+
     func testFolderRoundTripWithRelativeComponents() throws {
         let root = tempDir()
         let m = try model()
