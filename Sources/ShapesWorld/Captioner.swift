@@ -32,6 +32,9 @@ public enum Captioner {
         }
     }
 
+    /// Index, in `captions(for:rng:)`, of the phrasing that places every object ("… at the top left").
+    public static let placedPhrasing = 0
+
     /// Several phrasings of the same content, most detailed first.
     public static func captions(for scene: Scene, rng: inout RandomGenerator) -> [String] {
         let objects = scene.objects

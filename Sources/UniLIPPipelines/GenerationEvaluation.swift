@@ -168,7 +168,7 @@ public enum GenerationEvaluation {
             while objects.count < n { objects.append(pair(shape: shape, heldOut: false)) }
             phrasing = 2  // "There are three objects: …" names the count
         }
-        if category == .position { phrasing = 0 }  // "… at the top left on a … background."
+        if category == .position { phrasing = Captioner.placedPhrasing }  // "… at the top left on a … background."
 
         let placed = place(objects, inCells: category == .position, rng: &rng)
         let scene = Scene(background: background, objects: placed)

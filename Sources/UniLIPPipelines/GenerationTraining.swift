@@ -15,6 +15,10 @@ public struct GenerationTrainingOptions: Codable, Sendable, Equatable {
     public var conditionDropout: Double = 0.1
     /// Train the DiT too (false: the reference's stage-1 connector alignment).
     public var trainDiT = true
+    /// Share of text-to-image rows captioned with the phrasing that places every object
+    /// (`Captioner.placedPhrasing`); the other rows draw uniformly from all phrasings, that one
+    /// included. 0 (the default) is uniform: a quarter of the captions say where objects are.
+    public var placedCaptionFraction: Double = 0
     /// Shift of the flow-matching training table the noise levels are drawn from. The reference
     /// trains at shift 1 and samples at `flow_shift` 3, so the near-pure-noise levels where the
     /// sampler fixes the layout are rarely trained (σ > 0.9 in 1.4% of draws; 13.6% at shift 3).
@@ -35,8 +39,9 @@ public struct GenerationTrainingOptions: Codable, Sendable, Equatable {
         gradClip: 1, emaDecay: 0.999, checkpointEvery: 250, logEvery: 10))
 
     public func validate() throws {
-        guard (0...1).contains(editFraction), (0...1).contains(conditionDropout), scaleImages >= 2 else {
-            throw TrainingError("edit fraction and condition dropout must lie in [0, 1]; scale images ≥ 2")
+        guard (0...1).contains(editFraction), (0...1).contains(conditionDropout), (0...1).contains(placedCaptionFraction),
+              scaleImages >= 2 else {
+            throw TrainingError("edit fraction, condition dropout and placed-caption fraction must lie in [0, 1]; scale images ≥ 2")
         }
         guard trainingFlowShift > 0, trainingFlowShift.isFinite else {
             throw TrainingError("the training flow shift must be positive, got \(trainingFlowShift)")
@@ -46,6 +51,7 @@ public struct GenerationTrainingOptions: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case schedule, editFraction = "edit_fraction", conditionDropout = "condition_dropout", trainDiT = "train_dit"
         case scaleImages = "scale_images", seed, trainingFlowShift = "training_flow_shift"
+        case placedCaptionFraction = "placed_caption_fraction"
     }
 }
 
@@ -97,7 +103,12 @@ public enum GenerationTraining {
             let drop = Double(rng.uniform()) < options.conditionDropout
             switch task {
             case .generation:
-                let caption = sample.captions[Int(rng.next() % UInt64(sample.captions.count))]
+                var phrasing = Int(rng.next() % UInt64(sample.captions.count))
+                // No extra draw at fraction 0, so the default data order stays what it was.
+                if options.placedCaptionFraction > 0 && Double(rng.uniform()) < options.placedCaptionFraction {
+                    phrasing = Captioner.placedPhrasing
+                }
+                let caption = sample.captions[phrasing]
                 rows.append(drop ? template.unconditionalGenerationPrompt(queries: queries)
                                  : template.generationPrompt(caption, queries: queries))
                 targets.append(world.image(sample.scene))

@@ -30,6 +30,8 @@ struct TrainGenerationCommand: ParsableCommand {
     @Option(help: "Connector layers copied from the LLM's last ones.") var connectLayers = 2
     @Option(help: "Fraction of batches that are editing (default 0.5; the rest are text-to-image).")
     var editFraction: Double?
+    @Option(help: "Share of text-to-image captions that place every object (\"… at the top left\"); the rest draw from all phrasings (default 0: uniform, a quarter place objects).")
+    var placedCaptions: Double?
     @Option(help: "Shift of the noise levels trained (default 1, the reference's; the sampler uses the config's flow_shift, 3).")
     var trainingFlowShift: Double?
     @Option(help: "Seed of the initialisation, data and noise.") var seed: UInt64 = 0
@@ -52,6 +54,7 @@ struct TrainGenerationCommand: ParsableCommand {
         if let learningRate { options.schedule.learningRate = learningRate }
         if let editFraction { options.editFraction = editFraction }
         if let trainingFlowShift { options.trainingFlowShift = trainingFlowShift }
+        if let placedCaptions { options.placedCaptionFraction = placedCaptions }
         try options.validate()
         let mllmPath = try ModelLocator.locate("internvl-tiny", explicit: mllm)
         let autoencoderPath = try ModelLocator.locate("unilip-tiny", explicit: autoencoder)
@@ -90,7 +93,7 @@ struct TrainGenerationCommand: ParsableCommand {
         let model = try GenerationModel(generator: generator, mllm: chat, autoencoder: ae, tokenizer: tokenizer)
         let run = try RunDirectory(runPath)
         let used = generator.config
-        logger.info("\(used.conditionMode.rawValue): \(options.schedule.steps) steps of \(options.schedule.batchSize), latent scale \(used.latentScale), training flow shift \(options.trainingFlowShift), run \(runPath)")
+        logger.info("\(used.conditionMode.rawValue): \(options.schedule.steps) steps of \(options.schedule.batchSize), latent scale \(used.latentScale), training flow shift \(options.trainingFlowShift), placed captions \(options.placedCaptionFraction), run \(runPath)")
         let line = ProgressLine(label: "generation", total: options.schedule.steps)
         let start = Date()
         let weights = try GenerationTraining.train(model, options: options, world: world, run: run,

@@ -83,6 +83,30 @@ final class GenerationTrainingTests: XCTestCase {
         XCTAssertEqual(Array(dropped.ids.suffix(uncond.count)), uncond)
     }
 
+    func testPlacedCaptionFractionPicksThePhrasingThatPlacesObjects() throws {
+        let m = try model(), tokenizer = try XCTUnwrap(Self.tokenizer)
+        var o = options()
+        o.editFraction = 0
+        o.conditionDropout = 0
+        func placedRows(_ fraction: Double) -> Int {
+            o.placedCaptionFraction = fraction
+            var placed = 0
+            for step in 0..<8 {
+                let b = GenerationTraining.batch(step: step, options: o, world: world, template: m.template, queries: 4,
+                                                 referenceTokens: m.referenceTokenCount)
+                let rows = b.ids.count / 3
+                for r in 0..<3 where tokenizer.decode(Array(b.ids[(r * rows)..<((r + 1) * rows)])).contains(" at the ") {
+                    placed += 1
+                }
+            }
+            return placed
+        }
+        XCTAssertEqual(placedRows(1), 24, "every caption should place its objects")
+        XCTAssertLessThan(placedRows(0), 20, "uniform phrasings place objects in about a quarter of the rows")
+        o.placedCaptionFraction = 1.5
+        XCTAssertThrowsError(try o.validate())
+    }
+
     func testTrainingTouchesOnlyTheHeadAndResumesExactly() throws {
         let straight = try model()
         let frozenBefore = straight.mllm.namedTensors().map { $0.1.scalars } + straight.autoencoder.namedTensors().map { $0.1.scalars }
