@@ -4,7 +4,8 @@
 
 Workloads (keep in step with Sources/unilip/Bench/CoreWorkloads.swift):
   sgemm n×n×n at 256/512/1024 (GFLOP/s)
-  (a) ViT block forward+backward: batch 32, 64 tokens, width 256, 4 heads, MLP 1024
+  (a) ViT block forward+backward: batch 32, 64 tokens, width 256, 4 heads, MLP 1024,
+      and its 12 GEMMs alone
   (b) 3×3 conv forward+backward: batch 8, 64→64 channels, 64×64, padding 1
   (c) attention over 1024 tokens, 8 heads of 64: forward, and forward+backward
 """
@@ -72,6 +73,19 @@ def main():
         block.zero_grad(set_to_none=True)
         block(x).sum().backward()
     report("vit block fwd+bwd", median_ms(vit, args.repeats), "ms")
+
+    # The block's 12 GEMMs alone (no bias), as its autograd runs them: x·Wᵀ, g·W, gᵀ·x.
+    rows, c, hidden = 32 * 64, 256, 1024
+    layers = [(torch.randn(rows, i), torch.randn(o, i), torch.randn(rows, o))
+              for i, o in ((c, 3 * c), (c, c), (c, hidden), (hidden, c))]
+
+    def gemms():
+        for lx, lw, lg in layers:
+            lx @ lw.t()
+            lg @ lw
+            lg.t() @ lx
+    with torch.no_grad():
+        report("vit block gemms", median_ms(gemms, args.repeats), "ms")
 
     conv_x = torch.randn(8, 64, 64, 64, requires_grad=True)
     conv_w = torch.randn(64, 64, 3, 3, requires_grad=True)

@@ -20,6 +20,7 @@ ROWS = [
     ("sgemm 512", "sgemm 512 matmul", "sgemm 512 torch", "GFLOP/s", True),
     ("sgemm 1024", "sgemm 1024 matmul", "sgemm 1024 torch", "GFLOP/s", True),
     ("(a) ViT block fwd+bwd (32×64 tokens, width 256, 4 heads, MLP 1024)", "vit block fwd+bwd", "vit block fwd+bwd", "ms", False),
+    ("(a) its 12 GEMMs alone (forward, input and weight gradients; OpenBLAS vs PyTorch's MKL)", "vit block gemms", "vit block gemms", "ms", False),
     ("(b) conv 3×3 fwd+bwd (8×64→64, 64×64)", "conv3x3 fwd+bwd", "conv3x3 fwd+bwd", "ms", False),
     ("(c) attention fwd (1024 tokens, 8 heads × 64)", "attention fwd", "attention fwd", "ms", False),
     ("(c) attention fwd+bwd", "attention fwd+bwd", "attention fwd+bwd", "ms", False),
@@ -121,11 +122,27 @@ def main():
               "recomputes scores from the saved log-sum-exp (five GEMMs per block, as PyTorch's flash kernel). "
               "The BLAS backend (`UNILIP_ATTENTION_BACKEND=blas`) now uses L2-sized query blocks (~256 rows), "
               "but is slower than the kernels here on a quiet machine.",
-              "- (a) ViT block: GEMMs are at parity. The exact GELU was 15% of the block's time in the SIMD8 "
-              "Swift loops (one-thread profile); an AVX-512 kernel pair (forward, and a backward that computes "
-              "e^(−x²/2) once for both erf and the density) brought it to 3% and the block from 0.69× to about "
-              "0.9×. The rest is element-wise ops allocating their outputs (copies for the head permutes, "
-              "gradient sums) and thread hand-offs between OpenBLAS workers and our kernel threads.",
+              "- (a) ViT block: the gap is in the GEMMs, that is OpenBLAS against the MKL that PyTorch's CPU "
+              "wheel calls. The row \"its 12 GEMMs alone\" times the block's products (each linear layer's "
+              "forward, input gradient and weight gradient) without anything else; in five runs of this script "
+              "they came out at 0.76–0.89× of PyTorch's speed while the whole block came out at 0.89–1.01×, so the GEMMs carry the block's gap and what the block does besides them is "
+              "at least as fast as PyTorch's. In a C harness (best of 30 per product, the same shapes), OpenBLAS "
+              "0.3.21 took 63.6 ms for the 12 at one thread against MKL's 61.3 ms (4% apart), and 34.2 ms "
+              "against 31.1 ms at two: OpenBLAS scales 1.86× on the two cores, MKL 1.97×, and its weakest "
+              "shapes are the weight gradients (A transposed, K = 2,048: 232–275 GFLOP/s against 276–305). "
+              "OpenBLAS also zeroes C in a pass of its own before every β = 0 product (`sgemm_beta`: 1.8% of "
+              "the block in a two-thread profile, 3–4.5% of the tiny models' training steps, whose GEMMs have "
+              "K = 128). Tried and measured as no faster: splitting each GEMM over our own threads with "
+              "single-threaded OpenBLAS (row halves; 33.7 ms in the C harness, the same in the block), and our "
+              "8×32 AVX-512 micro-kernel with B packed (3–8% faster than OpenBLAS at K = 128, 2–5% slower at "
+              "K = 256, one thread). Earlier fix: the exact GELU was 15% of the block's time in the SIMD8 Swift "
+              "loops; an AVX-512 kernel pair (forward, and a backward that computes e^(−x²/2) once for both "
+              "erf and the density) brought it to 3% and the block from 0.69× to about 0.9×.",
+              "- Why two threads gain little on the tiny models' training steps (CLIP stage: 2.81 it/s on one "
+              "thread, 3.78 on two): element-wise passes over activations of a few MB are bound by memory "
+              "bandwidth on this machine (a + b over 532,480 floats: 185 µs on one thread, 155 µs on two), "
+              "and with OpenBLAS held to one thread our own kernel threads alone bought nothing (2.74 it/s). "
+              "Fewer passes (fused ops), not more threads, is what would speed these steps up.",
               "- (b) conv, where the two-thread time went (per-phase timers, one step, before the changes "
               "above): forward, input gradient and weight gradient each 19 ms at one thread and 11.3–11.9 ms at "
               "two. The tap kernels scaled 1.8×; the memory-bound passes (padding, the full-size wide-row copy "

@@ -6,6 +6,7 @@ extension CoreWorkloads {
     static func layerWorkloads(repeats: Int, only: String? = nil) -> [BenchResult] {
         let all: [(String, () -> Double)] = [
             ("vit block fwd+bwd", { vitBlock(repeats: repeats) }),
+            ("vit block gemms", { vitBlockGEMMs(repeats: repeats) }),
             ("conv3x3 fwd+bwd", { conv(repeats: repeats) }),
             ("attention fwd", { attention(repeats: repeats, backward: false) }),
             ("attention fwd+bwd", { attention(repeats: repeats, backward: true) }),
@@ -42,6 +43,27 @@ extension CoreWorkloads {
             let m = x1.layerNorm(weight: ln2w, bias: ln2b, eps: 1e-6).linear(weight: fc1W, bias: fc1B).gelu()
             let y = x1 + m.linear(weight: fc2W, bias: fc2B)
             y.sum().backward()
+        }
+    }
+
+    /// The ViT block's 12 GEMMs alone (no bias): each linear layer's forward x·Wᵀ, input
+    /// gradient g·W and weight gradient gᵀ·x, at the block's shapes (2,048 rows, width 256,
+    /// MLP 1024). Separates BLAS speed from everything else the block does.
+    static func vitBlockGEMMs(repeats: Int) -> Double {
+        let (rows, c, hidden) = (32 * 64, 256, 1024)
+        var rng = RandomGenerator(seed: 6)
+        let layers = [(c, 3 * c), (c, c), (c, hidden), (hidden, c)].map { (inner, outer) in
+            (x: Tensor.normal([rows, inner], rng: &rng), w: Tensor.normal([outer, inner], rng: &rng),
+             g: Tensor.normal([rows, outer], rng: &rng))
+        }
+        return medianMilliseconds(repeats: repeats) {
+            withNoGrad {
+                for l in layers {
+                    _ = l.x.matmul(l.w, transposeB: true)
+                    _ = l.g.matmul(l.w)
+                    _ = l.g.matmul(l.x, transposeA: true)
+                }
+            }
         }
     }
 
