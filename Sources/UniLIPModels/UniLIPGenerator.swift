@@ -402,10 +402,10 @@ public final class UniLIPGenerator: Module {
     public func flowMatchingLoss(_ x0: Tensor, conditioning: GenerationConditioning,
                                  schedule: FlowMatchEulerScheduler? = nil,
                                  rng: inout RandomGenerator) -> Tensor {
-        let trainingSchedule = schedule ?? trainingSchedule
+        let table = schedule ?? trainingSchedule
         precondition(x0.rank == 4 && x0.shape[1] == config.ditConfig.inChannels,
                      "UniLIPGenerator: latents must be [B, \(config.ditConfig.inChannels), h, w], got \(x0.shape)")
-        let (timesteps, sigmas) = FlowMatching.sampleTimesteps(batch: x0.shape[0], schedule: trainingSchedule, rng: &rng)
+        let (timesteps, sigmas) = FlowMatching.sampleTimesteps(batch: x0.shape[0], schedule: table, rng: &rng)
         let noise = Tensor.normal(x0.shape, rng: &rng)
         let noisy = FlowMatching.interpolate(x0, noise: noise, sigmas: sigmas)
         let prediction = velocity(noisy, timesteps: timesteps, conditioning: conditioning)
