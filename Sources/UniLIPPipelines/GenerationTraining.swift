@@ -154,7 +154,9 @@ public enum GenerationTraining {
         let queries = generator.config.numQueries, references = model.referenceTokenCount
         let contextID = model.template.imgContext
         let scale = generator.config.latentScale
-        let noiseLevels = FlowMatchEulerScheduler(numTrainTimesteps: 1000, shift: options.trainingFlowShift)
+        // The generator's own table (the reference's), re-made only at the shift asked for.
+        let noiseLevels = FlowMatchEulerScheduler(numTrainTimesteps: generator.trainingSchedule.numTrainTimesteps,
+                                                  shift: options.trainingFlowShift)
         try loop.train(lossAt: { step in
             let b = batch(step: step, options: options, world: world, template: model.template, queries: queries,
                           referenceTokens: references)
