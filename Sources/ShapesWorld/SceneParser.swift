@@ -17,7 +17,9 @@ public struct ParsedObject: Equatable, Sendable {
 
 /// Recovers the objects of a ShapesWorld image without learning: pixels are matched to the
 /// saturated palette, the largest 4-connected component of each colour is one object, and the
-/// shape follows from how it fills its bounding box and how its width changes from top to bottom.
+/// shape is the one whose drawn outline (`Renderer.inside`), fitted to the component's box over a
+/// few scales and sub-pixel shifts, overlaps it best (IoU). Fitting whole outlines rather than
+/// thresholding how full the box is keeps squares square when a decoder rounds their corners.
 public enum SceneParser {
     /// Largest RGB distance for a pixel to count as a palette colour.
     public static let colorTolerance = 80.0
@@ -81,31 +83,61 @@ public enum SceneParser {
             minY = Swift.min(minY, y); maxY = Swift.max(maxY, y)
         }
         let bw = maxX - minX + 1, bh = maxY - minY + 1
-        let fill = Double(pixels.count) / Double(bw * bh)
-        // Width of each row, averaged over the top and bottom quarters of the box.
-        var rowWidth = [Int](repeating: 0, count: bh)
-        for p in pixels { rowWidth[p / w - minY] += 1 }
-        let quarter = Swift.max(1, bh / 4)
-        let top = Double(rowWidth[0..<quarter].reduce(0, +)) / Double(quarter)
-        let bottom = Double(rowWidth[(bh - quarter)..<bh].reduce(0, +)) / Double(quarter)
-        let shape: ShapeKind
-        if fill > 0.88 {
-            shape = .square
-        } else if fill > 0.66 {
-            shape = .circle
-        } else if top < 0.6 * bottom {
-            shape = .triangle
-        } else {
-            shape = .diamond
-        }
-        // Half-extent in image fractions, undoing each shape's drawn extent (see Renderer.inside).
-        let extent = Double(Swift.max(bw, bh)) / Double(Swift.min(w, h))
-        let factor: Double = [.square: 1.8, .circle: 2.0, .diamond: 2.1, .triangle: 2.0][shape] ?? 2
-        let radius = extent / factor
+        var mask = [Bool](repeating: false, count: bw * bh)
+        for p in pixels { mask[(p / w - minY) * bw + (p % w - minX)] = true }
+        let (shape, fitted) = bestFit(mask: mask, width: bw, height: bh)
+        // The fitted radius undoes the shape's drawn extent and what blur took off the edges.
+        let radius = fitted / Double(Swift.min(w, h))
         let size: SizeClass = radius < 0.105 ? .small : (radius < 0.15 ? .medium : .large)
         return ParsedObject(shape: shape, color: color, size: size,
                             x: (Double(minX + maxX) + 1) / 2 / Double(w),
                             y: (Double(minY + maxY) + 1) / 2 / Double(h), pixelCount: pixels.count)
+    }
+
+    /// Drawn extent of each shape's box in units of its radius (see `Renderer.inside`).
+    static let extentFactor: [ShapeKind: Double] = [.square: 1.8, .circle: 2.0, .diamond: 2.1, .triangle: 2.0]
+    /// Scales of the fitted radius around the box's: blur shrinks a thresholded mask, most at corners.
+    static let fitScales = [0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2]
+    /// Sub-pixel shifts of the fitted centre.
+    static let fitShifts = [-1.0, -0.5, 0, 0.5, 1.0]
+
+    /// The shape whose outline best overlaps `mask` (a component's box, row-major), and its
+    /// radius in pixels.
+    static func bestFit(mask: [Bool], width bw: Int, height bh: Int) -> (shape: ShapeKind, radius: Double) {
+        let area = mask.reduce(0) { $0 + ($1 ? 1 : 0) }
+        var best = (shape: ShapeKind.circle, radius: 0.0, iou: -1.0)
+        for shape in ShapeKind.allCases {
+            let base = Double(Swift.max(bw, bh)) / extentFactor[shape, default: 2]
+            // The triangle's box is centred 0.05 r above its centre (it spans dy in [-1, 0.9]).
+            let lift = shape == .triangle ? 0.05 : 0
+            for scale in fitScales {
+                let r = base * scale
+                for sx in fitShifts {
+                    for sy in fitShifts {
+                        let cx = Double(bw) / 2 + sx, cy = Double(bh) / 2 + sy + lift * r
+                        let iou = overlap(mask, bw, bh, area: area, shape: shape, cx: cx, cy: cy, r: r)
+                        if iou > best.iou { best = (shape, r, iou) }
+                    }
+                }
+            }
+        }
+        return (best.shape, best.radius)
+    }
+
+    /// IoU of `mask` with the shape drawn at (cx, cy) with radius r, in the box's pixel frame.
+    static func overlap(_ mask: [Bool], _ bw: Int, _ bh: Int, area: Int, shape: ShapeKind,
+                        cx: Double, cy: Double, r: Double) -> Double {
+        var inter = 0, drawn = 0
+        let lo = Int(floor(cy - r - 1)), hi = Int(ceil(cy + r + 1))
+        let left = Int(floor(cx - r - 1)), right = Int(ceil(cx + r + 1))
+        for y in lo...hi {
+            for x in left...right {
+                guard Renderer.inside(shape, (Double(x) + 0.5 - cx) / r, (Double(y) + 0.5 - cy) / r) else { continue }
+                drawn += 1
+                if x >= 0 && y >= 0 && x < bw && y < bh && mask[y * bw + x] { inter += 1 }
+            }
+        }
+        return Double(inter) / Double(area + drawn - inter)
     }
 }
 

@@ -138,4 +138,6 @@ public final class UniLIPAutoencoder: Module {
 
     /// Tensor-name prefixes of the encoder side (encoder + mlp1), which stage 2 trains at a lower LR.
     public static let encoderPrefixes = ["encoder", "mlp1"]
+    /// Tensor-name prefixes of the layers that map understanding tokens to the latent.
+    public static let latentPrefixes = ["down_blocks", "down_mlp"]
 }

@@ -7,7 +7,8 @@ import UniLIPNN
 
 /// One stage of UniLIP's autoencoder training (`unilip.md` §2.1–2.2).
 ///
-/// - Stage 1: encoder and `mlp1` frozen; `down_*` and the decoder learn to reconstruct.
+/// - Stage 1: encoder and `mlp1` frozen; `down_*` and the decoder learn to reconstruct
+///   (`decoderOnly` freezes `down_*` as well: a decoder fine-tune under a fixed latent).
 /// - Stage 2: everything trains, the encoder side at `encoderLRScale` × LR, with the
 ///   self-distillation loss λ·MSE(student `mlp1` tokens, frozen original's tokens).
 public struct AutoencoderTrainingOptions: Codable, Sendable, Equatable {
@@ -24,6 +25,9 @@ public struct AutoencoderTrainingOptions: Codable, Sendable, Equatable {
     public var perceptualWeight: Float = 0.1
     /// The hinge GAN, off when nil.
     public var gan: GANOptions?
+    /// Stage 1 only: also freezes `down_*`, so the latent stays fixed and a generation head
+    /// trained on it keeps working while the decoder alone trains on.
+    public var decoderOnly = false
     public var seed: UInt64 = 0
 
     public init(stage: Int, schedule: TrainingSchedule) {
@@ -43,6 +47,7 @@ public struct AutoencoderTrainingOptions: Codable, Sendable, Equatable {
 
     public func validate() throws {
         guard stage == 1 || stage == 2 else { throw TrainingError("stage must be 1 or 2, got \(stage)") }
+        if decoderOnly && stage != 1 { throw TrainingError("decoder-only training is a stage-1 option") }
         guard distillWeight >= 0, mseWeight >= 0, perceptualWeight >= 0, encoderLRScale >= 0 else {
             throw TrainingError("loss weights and the encoder LR scale must be ≥ 0")
         }
@@ -53,7 +58,7 @@ public struct AutoencoderTrainingOptions: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case stage, schedule, encoderLRScale = "encoder_lr_scale", distillWeight = "distill_weight"
-        case mseWeight = "mse_weight", perceptualWeight = "perceptual_weight", gan, seed
+        case mseWeight = "mse_weight", perceptualWeight = "perceptual_weight", gan, seed, decoderOnly = "decoder_only"
     }
 }
 
@@ -97,6 +102,7 @@ public enum AutoencoderTraining {
         let schedule = options.schedule
         model.unfreeze()
         if options.stage == 1 { for p in UniLIPAutoencoder.encoderPrefixes { model.freeze(prefix: p) } }
+        if options.decoderOnly { for p in UniLIPAutoencoder.latentPrefixes { model.freeze(prefix: p) } }
         let scaled = options.stage == 2 ? UniLIPAutoencoder.encoderPrefixes.map { ($0, options.encoderLRScale) } : []
         let groups = ParameterGroup.decaySplit(model.namedParameters(), lr: schedule.learningRate,
                                                weightDecay: schedule.weightDecay, scaled: scaled)

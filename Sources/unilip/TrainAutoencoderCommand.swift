@@ -31,11 +31,16 @@ struct TrainAutoencoderCommand: ParsableCommand {
     @Option(help: "Weight of the perceptual distance (0: off).") var perceptualWeight: Float = 0.1
     @Option(help: "Turn on the hinge GAN from this step.") var ganStart: Int?
     @Option(help: "Seed of the initialisation (the data order follows the step).") var seed: UInt64 = 0
+    @Flag(help: "Stage 1 from --init-from with down_* frozen too: only the decoder trains, so the latent (and any generation head trained on it) stays valid.")
+    var decoderOnly = false
 
     func validate() throws {
         guard stage == 1 || stage == 2 else { throw ValidationError("--stage must be 1 or 2") }
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
         if let batchSize, batchSize <= 0 { throw ValidationError("--batch-size must be positive") }
+        if decoderOnly && (stage != 1 || initFrom == nil) {
+            throw ValidationError("--decoder-only needs --stage 1 and --init-from (the autoencoder whose decoder to train)")
+        }
         guard distillWeight >= 0, perceptualWeight >= 0 else { throw ValidationError("loss weights must be ≥ 0") }
     }
 
@@ -49,6 +54,7 @@ struct TrainAutoencoderCommand: ParsableCommand {
         options.distillWeight = distillWeight
         options.perceptualWeight = perceptualWeight
         options.seed = seed
+        options.decoderOnly = decoderOnly
         if let steps { options.schedule.steps = steps }
         if let batchSize { options.schedule.batchSize = batchSize }
         if let learningRate { options.schedule.learningRate = learningRate }

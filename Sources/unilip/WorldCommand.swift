@@ -3,6 +3,7 @@ import Foundation
 import ShapesWorld
 import UniLIPCore
 import UniLIPIO
+import UniLIPPipelines
 
 struct WorldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -77,11 +78,29 @@ struct WorldParserScoreCommand: ParsableCommand {
     @Option(help: "Split to render.") var split: Split = .test
     @Option(help: "Scenes per condition.") var scenes = 300
     @Option(help: "World seed.") var seed: UInt64 = 0
+    @Option(help: "Also score reconstructions by this autoencoder folder (\"default\": the shipped one).")
+    var autoencoder: String?
+    @Option(help: "Folder for the reconstructions the parser misreads (with --autoencoder).") var failures: String?
 
-    func run() {
+    func run() throws {
         let world = ShapesWorld(seed: seed)
         for d in ParserBenchmark.Degradation.allCases {
             print("\(d.rawValue): \(ParserBenchmark.score(world: world, split: split, scenes: scenes, degradation: d).summary)")
         }
+        guard let autoencoder else { return }
+        let path = try ModelLocator.locate("unilip-tiny", explicit: autoencoder == "default" ? nil : autoencoder)
+        let pipeline = try ReconstructionPipeline(directory: path)
+        if let failures { try FileManager.default.createDirectory(atPath: failures, withIntermediateDirectories: true) }
+        var score = ParseScore()
+        for i in 0..<scenes {
+            let scene = world.sample(split, i).scene
+            let image = try pipeline.reconstruct(world.image(scene)).image
+            let before = score.exactScenes
+            score.add(parsed: SceneParser.parse(image), truth: scene)
+            if let failures, score.exactScenes == before {
+                try image.write(to: (failures as NSString).appendingPathComponent("\(i).png"))
+            }
+        }
+        print("reconstructed: \(score.summary)")
     }
 }

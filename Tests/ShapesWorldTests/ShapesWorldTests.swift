@@ -97,14 +97,33 @@ final class ShapesWorldTests: XCTestCase {
         XCTAssertLessThan(changed, a.width * a.height / 4)
     }
 
+    /// Two 3×3 box blurs (one for small shapes) round a square's corners and fill a diamond's;
+    /// fitting whole outlines still names every shape and size.
+    func testParserNamesShapesUnderHeavyBlur() {
+        let background = world.sample(.test, 0).scene.background
+        for shape in ShapeKind.allCases {
+            for size in SizeClass.allCases {
+                let object = SceneObject(shape: shape, color: .red, size: size, x: 0.45, y: 0.55)
+                var image = ParserBenchmark.boxBlur(world.image(Scene(background: background, objects: [object])))
+                // A small shape blurred twice is a blob of some 10 pixels across: no shape left to name.
+                if size != .small { image = ParserBenchmark.boxBlur(image) }
+                let parsed = SceneParser.parse(image)
+                XCTAssertEqual(parsed.count, 1, "\(size) \(shape)")
+                XCTAssertEqual(parsed.first?.shape, shape, "\(size) \(shape)")
+                XCTAssertEqual(parsed.first?.size, size, "\(size) \(shape)")
+                XCTAssertEqual(parsed.first.map { "\($0.row) \($0.column)" }, "middle center", "\(size) \(shape)")
+            }
+        }
+    }
+
     /// The parser's own accuracy on clean and degraded renders (numbers printed for the docs).
     func testParserAccuracy() {
         for degradation in ParserBenchmark.Degradation.allCases {
             let score = ParserBenchmark.score(world: world, split: .test, scenes: 300, degradation: degradation)
             print("parser \(degradation.rawValue): \(score.summary)")
             XCTAssertGreaterThan(score.rate(score.found), 0.97, degradation.rawValue)
-            XCTAssertGreaterThan(score.rate(score.shape), 0.9, degradation.rawValue)
-            XCTAssertGreaterThan(score.rate(score.size), 0.9, degradation.rawValue)
+            XCTAssertGreaterThan(score.rate(score.shape), 0.96, degradation.rawValue)
+            XCTAssertGreaterThan(score.rate(score.size), 0.98, degradation.rawValue)
             XCTAssertGreaterThan(score.rate(score.position), 0.95, degradation.rawValue)
         }
     }

@@ -83,6 +83,23 @@ final class AutoencoderTrainingTests: XCTestCase {
                           before["decoder.conv_out.weight"])
     }
 
+    func testDecoderOnlyKeepsTheLatentFixedAndResumesExactly() throws {
+        var o = options(stage: 1)
+        o.decoderOnly = true
+        let (start, end) = try checkResumeIsExact(o)
+        let before = Dictionary(uniqueKeysWithValues: start.namedTensors().map { ($0.0, $0.1.scalars) })
+        for (name, t) in end.namedTensors() where !name.hasPrefix("decoder.") {
+            XCTAssertEqual(t.scalars, before[name], "\(name) moved in decoder-only training")
+        }
+        let pixels = AutoencoderTraining.batch(world: world, step: 0, size: 2).pixels
+        XCTAssertEqual(withNoGrad { end.encode(pixels) }.scalars, withNoGrad { start.encode(pixels) }.scalars)
+        XCTAssertNotEqual(end.namedTensors().first { $0.0 == "decoder.conv_out.weight" }?.1.scalars,
+                          before["decoder.conv_out.weight"])
+        var bad = options(stage: 2)
+        bad.decoderOnly = true
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("stage-1"), "\($0)") }
+    }
+
     func testStage2TrainsEverythingWithGANAndResumesExactly() throws {
         let (start, end) = try checkResumeIsExact(options(stage: 2, gan: 2))
         let before = Dictionary(uniqueKeysWithValues: start.namedTensors().map { ($0.0, $0.1.scalars) })
