@@ -68,7 +68,7 @@ model-understanding: release
 model-autoencoder: release
 	.build/release/unilip train autoencoder --stage 1
 	.build/release/unilip train autoencoder --stage 2 --distill-weight 1
-	.build/release/unilip train autoencoder --stage 1 --decoder-only --init-from runs/unilip-tiny/stage2-lambda1/model --learning-rate 5e-4 --steps 3000 --run runs/unilip-tiny/decoder --output Models/unilip-tiny
+	.build/release/unilip train autoencoder --stage 1 --decoder-only --init-from runs/unilip-tiny/stage2-lambda1/model --output Models/unilip-tiny
 	.build/release/unilip train autoencoder --stage 2 --distill-weight 0
 	.build/release/unilip train autoencoder --stage 1 --steps 1000 --init-from runs/unilip-tiny/stage1/model --run runs/unilip-tiny/stage1-long
 

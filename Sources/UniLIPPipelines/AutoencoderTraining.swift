@@ -45,6 +45,15 @@ public struct AutoencoderTrainingOptions: Codable, Sendable, Equatable {
         return AutoencoderTrainingOptions(stage: stage, schedule: schedule)
     }
 
+    /// The shipped decoder fine-tune: 3,000 decoder-only steps at 5e-4 on top of stage 2.
+    public static func tinyDecoderOnly() -> AutoencoderTrainingOptions {
+        var options = tiny(stage: 1)
+        options.schedule.steps = 3000
+        options.schedule.learningRate = 5e-4
+        options.decoderOnly = true
+        return options
+    }
+
     public func validate() throws {
         guard stage == 1 || stage == 2 else { throw TrainingError("stage must be 1 or 2, got \(stage)") }
         if decoderOnly && stage != 1 { throw TrainingError("decoder-only training is a stage-1 option") }

@@ -31,7 +31,7 @@ struct TrainAutoencoderCommand: ParsableCommand {
     @Option(help: "Weight of the perceptual distance (0: off).") var perceptualWeight: Float = 0.1
     @Option(help: "Turn on the hinge GAN from this step.") var ganStart: Int?
     @Option(help: "Seed of the initialisation (the data order follows the step).") var seed: UInt64 = 0
-    @Flag(help: "Stage 1 from --init-from with down_* frozen too: only the decoder trains, so the latent (and any generation head trained on it) stays valid.")
+    @Flag(help: "Stage 1 from --init-from with down_* frozen too: only the decoder trains, so the latent (and any generation head trained on it) stays valid (default 3,000 steps at 5e-4, run runs/unilip-tiny/decoder).")
     var decoderOnly = false
 
     func validate() throws {
@@ -44,22 +44,22 @@ struct TrainAutoencoderCommand: ParsableCommand {
         guard distillWeight >= 0, perceptualWeight >= 0 else { throw ValidationError("loss weights must be ≥ 0") }
     }
 
-    static func defaultRun(stage: Int, distillWeight: Float) -> String {
-        stage == 1 ? "runs/unilip-tiny/stage1" : "runs/unilip-tiny/stage2-lambda\(String(format: "%g", distillWeight))"
+    static func defaultRun(stage: Int, distillWeight: Float, decoderOnly: Bool) -> String {
+        if decoderOnly { return "runs/unilip-tiny/decoder" }
+        return stage == 1 ? "runs/unilip-tiny/stage1" : "runs/unilip-tiny/stage2-lambda\(String(format: "%g", distillWeight))"
     }
 
     func run() throws {
         let logger = global.apply()
-        var options = AutoencoderTrainingOptions.tiny(stage: stage)
+        var options = decoderOnly ? AutoencoderTrainingOptions.tinyDecoderOnly() : AutoencoderTrainingOptions.tiny(stage: stage)
         options.distillWeight = distillWeight
         options.perceptualWeight = perceptualWeight
         options.seed = seed
-        options.decoderOnly = decoderOnly
         if let steps { options.schedule.steps = steps }
         if let batchSize { options.schedule.batchSize = batchSize }
         if let learningRate { options.schedule.learningRate = learningRate }
         if let ganStart { options.gan = GANOptions(startStep: ganStart) }
-        let runPath = runDir ?? Self.defaultRun(stage: stage, distillWeight: distillWeight)
+        let runPath = runDir ?? Self.defaultRun(stage: stage, distillWeight: distillWeight, decoderOnly: decoderOnly)
         let outPath = output ?? (runPath as NSString).appendingPathComponent("model")
         let basePath = try ModelLocator.locate("internvl-tiny", explicit: base)
 

@@ -95,6 +95,9 @@ final class AutoencoderTrainingTests: XCTestCase {
         XCTAssertEqual(withNoGrad { end.encode(pixels) }.scalars, withNoGrad { start.encode(pixels) }.scalars)
         XCTAssertNotEqual(end.namedTensors().first { $0.0 == "decoder.conv_out.weight" }?.1.scalars,
                           before["decoder.conv_out.weight"])
+        let shipped = AutoencoderTrainingOptions.tinyDecoderOnly()
+        XCTAssertNoThrow(try shipped.validate())
+        XCTAssertTrue(shipped.decoderOnly && shipped.stage == 1)
         var bad = options(stage: 2)
         bad.decoderOnly = true
         XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("stage-1"), "\($0)") }
