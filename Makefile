@@ -8,7 +8,8 @@ GUIDANCE ?= 1.5
 # The heads the generation and editing tables compare: the shipped one, the head it continues
 # (8,000 + 8,000 steps, 80% editing), that continuation with half the batches editing, its first
 # 8,000 steps and the ablation pair.
-GENERATION_ROWS = --row "UniLIP, shipped (8,000 + 8,000 + 6,000 + 3,000 + 6,000 steps, placed captions)=Models/unilip-gen-tiny" \
+GENERATION_ROWS = --row "UniLIP, shipped (… + 6,000 steps, 80% editing)=Models/unilip-gen-tiny" \
+	--row "UniLIP (8,000 + 8,000 + 6,000 + 3,000 + 6,000 steps, placed captions)=runs/unilip-gen-tiny-dual-31000/model" \
 	--row "UniLIP (8,000 + 8,000 + 6,000 + 3,000 steps)=runs/unilip-gen-tiny-dual-25000/model" \
 	--row "UniLIP (8,000 + 8,000 + 6,000 steps)=runs/unilip-gen-tiny-dual-22000/model" \
 	--row "UniLIP (8,000 + 8,000 steps, 80% editing)=runs/unilip-gen-tiny-dual-16000/model" \
@@ -75,7 +76,8 @@ model-autoencoder: release
 # Reproduces the shipped generation/editing head Models/unilip-gen-tiny (dual condition: 8,000
 # steps; 8,000 more from those weights with a fresh schedule and 80% of the batches editing; then
 # 6,000 more with half the batches editing and 80% of the captions placing every object; then
-# 3,000 and 6,000 more with every caption placing its objects), the 16,000-step continuation with
+# 3,000 and 6,000 more with every caption placing its objects; then 6,000 more with 80% of the
+# batches editing), the 16,000-step continuation with
 # half the batches editing, and the ablation pair at 5,000 steps: dual vs queries only (seeded;
 # resumable). Needs Models/internvl-tiny and Models/unilip-tiny.
 model-generation: release
@@ -83,7 +85,8 @@ model-generation: release
 	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-8000/model --edit-fraction 0.8 --run runs/unilip-gen-tiny-dual-16000
 	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-16000/model --placed-captions 0.8 --steps 6000 --run runs/unilip-gen-tiny-dual-22000
 	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-22000/model --placed-captions 1 --steps 3000 --seed 2 --run runs/unilip-gen-tiny-dual-25000
-	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-25000/model --placed-captions 1 --steps 6000 --seed 3 --run runs/unilip-gen-tiny-dual-31000 --output Models/unilip-gen-tiny
+	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-25000/model --placed-captions 1 --steps 6000 --seed 3 --run runs/unilip-gen-tiny-dual-31000
+	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-31000/model --placed-captions 1 --edit-fraction 0.8 --steps 6000 --seed 4 --run runs/unilip-gen-tiny-dual-37000 --output Models/unilip-gen-tiny
 	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-8000/model --run runs/unilip-gen-tiny-dual-16000-half
 	.build/release/unilip train generation --mode dual --steps 5000
 	.build/release/unilip train generation --mode queries_only --steps 5000
