@@ -5,9 +5,8 @@ THREADS ?=
 # Classifier-free guidance of the generation and editing evaluations (1.5 scored best on the
 # shipped head among 1.5, 3 and 4.5; see docs/RESULTS.md).
 GUIDANCE ?= 1.5
-# The heads the generation and editing tables compare: the shipped one, the head it continues
-# (8,000 + 8,000 steps, 80% editing), that continuation with half the batches editing, its first
-# 8,000 steps and the ablation pair.
+# The heads the generation and editing tables compare: the shipped one, each head of the chain
+# it continues, the 16,000-step continuation with half the batches editing and the ablation pair.
 GENERATION_ROWS = --row "UniLIP, shipped (… + 6,000 steps, 80% editing)=Models/unilip-gen-tiny" \
 	--row "UniLIP (8,000 + 8,000 + 6,000 + 3,000 + 6,000 steps, placed captions)=runs/unilip-gen-tiny-dual-31000/model" \
 	--row "UniLIP (8,000 + 8,000 + 6,000 + 3,000 steps)=runs/unilip-gen-tiny-dual-25000/model" \
@@ -77,9 +76,9 @@ model-autoencoder: release
 # steps; 8,000 more from those weights with a fresh schedule and 80% of the batches editing; then
 # 6,000 more with half the batches editing and 80% of the captions placing every object; then
 # 3,000 and 6,000 more with every caption placing its objects; then 6,000 more with 80% of the
-# batches editing), the 16,000-step continuation with
-# half the batches editing, and the ablation pair at 5,000 steps: dual vs queries only (seeded;
-# resumable). Needs Models/internvl-tiny and Models/unilip-tiny.
+# batches editing), the 16,000-step continuation with half the batches editing, and the ablation
+# pair at 5,000 steps: dual vs queries only (seeded; resumable). Needs Models/internvl-tiny and
+# Models/unilip-tiny.
 model-generation: release
 	.build/release/unilip train generation --mode dual --run runs/unilip-gen-tiny-dual-8000
 	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-8000/model --edit-fraction 0.8 --run runs/unilip-gen-tiny-dual-16000

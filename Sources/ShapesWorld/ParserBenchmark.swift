@@ -10,14 +10,27 @@ public enum ParserBenchmark {
 
     public static func score(world: ShapesWorld, split: Split, scenes: Int, degradation: Degradation,
                              noise: Double = 10, seed: UInt64 = 9) -> ParseScore {
-        var score = ParseScore()
         var rng = RandomGenerator(seed: seed)
-        for i in 0..<scenes {
-            let s = world.sample(split, i)
-            var img = world.image(s.scene)
+        func degrade(_ image: Image) -> Image {
+            var img = image
             if degradation == .blurredNoisy { img = boxBlur(img) }
             if degradation != .clean { img = addNoise(img, sigma: noise, rng: &rng) }
-            score.add(parsed: SceneParser.parse(img), truth: s.scene)
+            return img
+        }
+        return score(world: world, split: split, scenes: scenes, transform: degrade, misread: { _, _ in })
+    }
+
+    /// The parser on `transform` of each render of scenes 0..<scenes (a degradation, or an
+    /// autoencoder's reconstruction); `misread(i, image)` sees each image not read exactly.
+    public static func score(world: ShapesWorld, split: Split, scenes: Int, transform: (Image) throws -> Image,
+                             misread: (Int, Image) throws -> Void) rethrows -> ParseScore {
+        var score = ParseScore()
+        for i in 0..<scenes {
+            let scene = world.sample(split, i).scene
+            let image = try transform(world.image(scene))
+            let exact = score.exactScenes
+            score.add(parsed: SceneParser.parse(image), truth: scene)
+            if score.exactScenes == exact { try misread(i, image) }
         }
         return score
     }

@@ -85,7 +85,7 @@ public enum SceneParser {
         let bw = maxX - minX + 1, bh = maxY - minY + 1
         var mask = [Bool](repeating: false, count: bw * bh)
         for p in pixels { mask[(p / w - minY) * bw + (p % w - minX)] = true }
-        let (shape, fitted) = bestFit(mask: mask, width: bw, height: bh)
+        let (shape, fitted) = bestFit(mask: mask, width: bw, height: bh, area: pixels.count)
         // The fitted radius undoes the shape's drawn extent and what blur took off the edges.
         let radius = fitted / Double(Swift.min(w, h))
         let size: SizeClass = radius < 0.105 ? .small : (radius < 0.15 ? .medium : .large)
@@ -101,10 +101,9 @@ public enum SceneParser {
     /// Sub-pixel shifts of the fitted centre.
     static let fitShifts = [-1.0, -0.5, 0, 0.5, 1.0]
 
-    /// The shape whose outline best overlaps `mask` (a component's box, row-major), and its
-    /// radius in pixels.
-    static func bestFit(mask: [Bool], width bw: Int, height bh: Int) -> (shape: ShapeKind, radius: Double) {
-        let area = mask.reduce(0) { $0 + ($1 ? 1 : 0) }
+    /// The shape whose outline best overlaps `mask` (a component's box, row-major, `area` pixels
+    /// set), and its radius in pixels.
+    static func bestFit(mask: [Bool], width bw: Int, height bh: Int, area: Int) -> (shape: ShapeKind, radius: Double) {
         var best = (shape: ShapeKind.circle, radius: 0.0, iou: -1.0)
         for shape in ShapeKind.allCases {
             let base = Double(Swift.max(bw, bh)) / extentFactor[shape, default: 2]

@@ -29,10 +29,10 @@ public struct GenerationTrainingOptions: Codable, Sendable, Equatable {
 
     public init(schedule: TrainingSchedule) { self.schedule = schedule }
 
-    /// The tiny recipe: batch 32, 8,000 steps (5,000 scored 32% on our benchmark, 8,000 48%).
-    /// The shipped head runs it twice, the second time from the first's weights (`--init-from`)
-    /// with 80% of the batches editing (editing 2.3% → 41.8%, generation 50.4%), then 6,000 more
-    /// steps with placed captions (generation 58.2%, editing 47.0%; see docs/RESULTS.md).
+    /// The tiny recipe: batch 32, 8,000 steps (5,000 scored 32% on our benchmark, 8,000 48%, with
+    /// the parser of the time). The shipped head continues it from its own weights (`--init-from`)
+    /// five more times, with more editing batches and placed captions (`make model-generation`;
+    /// docs/RESULTS.md has every step).
     /// EMA 0.999 is our addition (the reference trains with the HF Trainer and no EMA); at this
     /// scale it steadies the samples.
     public static let tiny = GenerationTrainingOptions(schedule: TrainingSchedule(

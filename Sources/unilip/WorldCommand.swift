@@ -91,16 +91,11 @@ struct WorldParserScoreCommand: ParsableCommand {
         let path = try ModelLocator.locate("unilip-tiny", explicit: autoencoder == "default" ? nil : autoencoder)
         let pipeline = try ReconstructionPipeline(directory: path)
         if let failures { try FileManager.default.createDirectory(atPath: failures, withIntermediateDirectories: true) }
-        var score = ParseScore()
-        for i in 0..<scenes {
-            let scene = world.sample(split, i).scene
-            let image = try pipeline.reconstruct(world.image(scene)).image
-            let before = score.exactScenes
-            score.add(parsed: SceneParser.parse(image), truth: scene)
-            if let failures, score.exactScenes == before {
-                try image.write(to: (failures as NSString).appendingPathComponent("\(i).png"))
-            }
-        }
+        let score = try ParserBenchmark.score(world: world, split: split, scenes: scenes,
+                                              transform: { try pipeline.reconstruct($0).image },
+                                              misread: { i, image in
+            if let failures { try image.write(to: (failures as NSString).appendingPathComponent("\(i).png")) }
+        })
         print("reconstructed: \(score.summary)")
     }
 }
