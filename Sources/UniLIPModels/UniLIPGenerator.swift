@@ -42,12 +42,18 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
     /// reference token and which query stand for which latent position. Needs a square n_query
     /// and, for editing, as many reference tokens as queries.
     public var gridPositionEmbedding: GridPositionEmbedding
+    /// Our extension, absent from the reference (false there and when the key is missing): a
+    /// learnable [vocab, d] table (`text_embedding_offset`, zero-initialised) added to the frozen
+    /// LLM's token embeddings on the generation path only, so the head can separate words the
+    /// base LLM embeds almost alike (the tiny one's " top", " middle" and " bottom" have cosine
+    /// 0.99) without touching the LLM that understanding shares.
+    public var textEmbeddingOffset: Bool
     /// Side of the square query grid (the latent's), rounded when n_query is not square.
     public var gridSide: Int { Int(Double(numQueries).squareRoot().rounded()) }
 
     public init(numQueries: Int, connectLayers: Int, llmConfig: Qwen2Config, ditConfig: SanaConfig,
                 conditionMode: ConditionMode = .dual, latentScale: Float = 1, flowShift: Double = 3,
-                gridPositionEmbedding: GridPositionEmbedding = .none) {
+                gridPositionEmbedding: GridPositionEmbedding = .none, textEmbeddingOffset: Bool = false) {
         self.numQueries = numQueries
         self.connectLayers = connectLayers
         self.llmConfig = llmConfig
@@ -56,12 +62,14 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
         self.latentScale = latentScale
         self.flowShift = flowShift
         self.gridPositionEmbedding = gridPositionEmbedding
+        self.textEmbeddingOffset = textEmbeddingOffset
     }
 
     enum CodingKeys: String, CodingKey {
         case numQueries = "n_query", connectLayers = "connect_layer", llmConfig = "llm_config"
         case ditConfig = "dit_config", conditionMode = "condition_mode", latentScale = "unilip_factor"
         case flowShift = "flow_shift", gridPositionEmbedding = "grid_position_embedding"
+        case textEmbeddingOffset = "text_embedding_offset"
     }
 
     public init(from decoder: Decoder) throws {
@@ -74,6 +82,7 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
         latentScale = try c.decodeIfPresent(Float.self, forKey: .latentScale) ?? 1
         flowShift = try c.decodeIfPresent(Double.self, forKey: .flowShift) ?? 3
         gridPositionEmbedding = try c.decodeIfPresent(GridPositionEmbedding.self, forKey: .gridPositionEmbedding) ?? .none
+        textEmbeddingOffset = try c.decodeIfPresent(Bool.self, forKey: .textEmbeddingOffset) ?? false
     }
 
     /// UniLIP-1B: InternVL3-1B's Qwen2.5-0.5B, SANA-0.6B, 256 queries, 6 connector layers.
@@ -218,6 +227,8 @@ public final class UniLIPGenerator: Module {
     public let dit: SanaTransformer2DModel
     /// [1, N, d] unless `config.gridPositionEmbedding` is `none`.
     public let gridPositions: Tensor?
+    /// [vocab, d] zeros when `config.textEmbeddingOffset`, else nil.
+    public let textEmbeddingOffset: Tensor?
     /// Training noise schedule: FlowMatchEuler with shift 1 (the reference ignores SANA's flow_shift here).
     public let trainingSchedule = FlowMatchEulerScheduler(numTrainTimesteps: 1000, shift: 1)
 
@@ -236,9 +247,11 @@ public final class UniLIPGenerator: Module {
         } else {
             gridPositions = nil
         }
+        textEmbeddingOffset = config.textEmbeddingOffset ? Tensor(zeros: [config.llmConfig.vocabSize, d]) : nil
         super.init()
         parameter("latent_queries", latentQueries)
         if let gridPositions { parameter("grid_position_embedding", gridPositions) }
+        if let textEmbeddingOffset { parameter("text_embedding_offset", textEmbeddingOffset) }
         child("llm_connector", llmConnector)
         child("projector", projector)
         child("dit", dit)
@@ -306,7 +319,8 @@ public final class UniLIPGenerator: Module {
         let positions = Qwen2Model.positions(fromMask: mask)
 
         // (a) Input embeddings: rows of [text; queries; reference tokens] picked per position.
-        let text = llm.embed(ids, batch: batch).reshaped([batch * length, d])
+        var text = llm.embed(ids, batch: batch).reshaped([batch * length, d])
+        if let textEmbeddingOffset { text = text + textEmbeddingOffset.indexSelect(axis: 0, ids) }
         let queryBase = batch * length, refBase = queryBase + n
         var index = Array(0..<(batch * length))
         for row in 0..<batch {

@@ -427,6 +427,30 @@ public enum EditingEvaluation {
         }
     }
 
+    /// Why the parsed objects miss the target scene, one phrase per wrong object: `missing`
+    /// (no object of that colour), `not moved` (found where the edit's input had it), `row`,
+    /// `column`, `row and column` (the right shape in another cell), `shape`, `shape and cell`, or
+    /// `extra` (a colour the target lacks). Empty when they match.
+    public static func misses(_ parsed: [ParsedObject], before: Scene, after: Scene) -> [String] {
+        var out: [String] = []
+        for o in after.objects {
+            guard let p = parsed.first(where: { $0.color == o.color }) else { out.append("missing"); continue }
+            let cell = p.row == o.row && p.column == o.column
+            switch (p.shape == o.shape, cell) {
+            case (true, true): continue
+            case (false, true): out.append("shape")
+            case (true, false):
+                let old = before.objects.first { $0.color == o.color }
+                let unmoved = old.map { $0.row == p.row && $0.column == p.column } == true
+                out.append(unmoved ? "not moved" : p.column == o.column ? "row" : p.row == o.row ? "column" : "row and column")
+            case (false, false): out.append("shape and cell")
+            }
+        }
+        let colours = Set(after.objects.map(\.color))
+        out += parsed.filter { !colours.contains($0.color) }.map { _ in "extra" }
+        return out
+    }
+
     /// Per pixel: whether the rendered before and after agree on every channel.
     public static func unchangedMask(_ c: EditCase) -> [Bool] {
         let a = c.before.rgb(), b = c.after.rgb()
@@ -461,17 +485,32 @@ public enum EditingEvaluation {
 
     /// Scores an output image (at the input's size) for an edit case.
     public static func outcome(_ output: Image, for c: EditCase) -> EditOutcome {
-        let out = output.width == c.before.width && output.height == c.before.height
-            ? output : output.resized(width: c.before.width, height: c.before.height, filter: .bicubic)
+        let out = atInputSize(output, c)
         let mask = unchangedMask(c)
         let parsed = SceneParser.parse(out)
-        let changed = c.edit.type != .background
-            || regionError(out, c.before, mask: mask, select: false).mae >= backgroundChangeThreshold
+        let changed = backgroundChanged(out, c, mask: mask)
         let kept = regionError(out, c.before, mask: mask, select: true)
         let enough = Double(kept.pixels) >= minimumPreservedFraction * Double(mask.count)
         return EditOutcome(success: changed && objectsMatch(parsed, c.edit.after),
                            successIgnoringShape: changed && objectsMatch(parsed, c.edit.after, ignoringShape: true),
                            preservedPSNR: enough ? kept.psnr : nil)
+    }
+
+    /// Why an output fails its edit (`misses`, plus `background unchanged`); empty on success.
+    public static func failureReasons(_ output: Image, for c: EditCase) -> [String] {
+        let out = atInputSize(output, c)
+        let reasons = misses(SceneParser.parse(out), before: c.edit.before, after: c.edit.after)
+        return reasons + (backgroundChanged(out, c, mask: unchangedMask(c)) ? [] : ["background unchanged"])
+    }
+
+    static func atInputSize(_ output: Image, _ c: EditCase) -> Image {
+        output.width == c.before.width && output.height == c.before.height
+            ? output : output.resized(width: c.before.width, height: c.before.height, filter: .bicubic)
+    }
+
+    /// Background edits must change the pixels the edit changes; other edits pass trivially.
+    static func backgroundChanged(_ out: Image, _ c: EditCase, mask: [Bool]) -> Bool {
+        c.edit.type != .background || regionError(out, c.before, mask: mask, select: false).mae >= backgroundChangeThreshold
     }
 
     /// Edits every case (one batch per scene, noise seed `options.seed + scene`) and scores them.

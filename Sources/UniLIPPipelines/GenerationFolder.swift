@@ -64,7 +64,9 @@ public final class GenerationModel {
     }
 
     /// The generation head of a folder alone (config.json and model.safetensors), in eval mode.
-    public static func loadGenerator(directory: String) throws -> UniLIPGenerator {
+    /// `addingTextEmbeddingOffset` turns `text_embedding_offset` on for a head trained without it
+    /// (the table starts at zero, so the head computes what it did); every other tensor must be there.
+    public static func loadGenerator(directory: String, addingTextEmbeddingOffset: Bool = false) throws -> UniLIPGenerator {
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         guard let configData = FileManager.default.contents(atPath: path("config.json")) else {
             throw TrainingError("\(directory): no config.json — not a generation model folder (train one with `unilip train generation`)")
@@ -76,9 +78,16 @@ public final class GenerationModel {
         } catch {
             throw TrainingError("\(path("config.json")): not a generation config (\(error))")
         }
+        var used = config
+        let adding = addingTextEmbeddingOffset && !config.textEmbeddingOffset
+        if adding { used.textEmbeddingOffset = true }
         var rng = RandomGenerator(seed: 0)
-        let generator = UniLIPGenerator(config, rng: &rng)
-        _ = try Checkpoint.load(path("model.safetensors"), into: generator.namedTensors())
+        let generator = UniLIPGenerator(used, rng: &rng)
+        let report = try Checkpoint.load(path("model.safetensors"), into: generator.namedTensors(),
+                                         options: LoadOptions(allowMissing: adding))
+        if adding && report.missing != ["text_embedding_offset"] {
+            throw TrainingError("\(path("model.safetensors")): missing \(report.missing.filter { $0 != "text_embedding_offset" }.joined(separator: ", "))")
+        }
         generator.eval()
         return generator
     }

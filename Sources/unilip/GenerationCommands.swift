@@ -127,7 +127,7 @@ struct GenerationRowsOption: ParsableArguments {
             out.append((label: parts[0], directory: parts[1]))
         }
         if out.isEmpty {
-            out = [(label: "UniLIP (dual condition)", directory: try ModelLocator.locate("unilip-gen-tiny", explicit: nil))]
+            out = [(label: "UniLIP, shipped", directory: try ModelLocator.locate("unilip-gen-tiny", explicit: nil))]
         }
         return out
     }
@@ -250,10 +250,12 @@ struct EvalEditingCommand: ParsableCommand {
     @Option(help: "Base seed: scene i's edits use seed + i.") var seed: UInt64 = 0
     @Option(help: "Write the table into this Markdown file's `editing` section.") var markdown: String?
     @Option(help: "Grid PNG: per row an input, its target and each model's output (2 edits per type).") var grid: String?
+    @Option(help: "Folder for the failed edits of the first model: input | target | output PNGs and failures.txt with the reasons.") var failures: String?
 
     func run() throws {
         let logger = global.apply()
         let rows = try models.rows()
+        if let failures { try FileManager.default.createDirectory(atPath: failures, withIntermediateDirectories: true) }
         let options = ImageGenerationOptions(steps: steps, guidanceScale: guidance, seed: seed)
         try options.validate()
         var results: [(label: String, score: EditingScore)] = []
@@ -273,6 +275,7 @@ struct EvalEditingCommand: ParsableCommand {
             }
             let full = "\(label) (\(conditionLabel(pipeline)))"
             print("\(full): overall \(GenerationEvaluation.percent(score.overall)), preserved PSNR \(String(format: "%.2f", score.overallPSNR)) dB")
+            if let failures, outputs.isEmpty { try writeFailures(cases: cases, outputs: images, to: failures) }
             results.append((full, score))
             outputs.append(images)
         }
@@ -300,5 +303,25 @@ struct EvalEditingCommand: ParsableCommand {
             md += "\n![editing samples](\(relativeTo(markdown, grid)))\n\n" + text
         }
         if let markdown { try MarkdownSections.write(md, section: "editing", to: markdown) }
+    }
+
+    /// Writes each failed edit as input | target | output and tallies the reasons per type.
+    func writeFailures(cases: [EditCase], outputs: [Image], to folder: String) throws {
+        var text = ""
+        var tally: [EditType: [String: Int]] = [:]
+        for (i, (c, image)) in zip(cases, outputs).enumerated() {
+            let reasons = EditingEvaluation.failureReasons(image, for: c)
+            guard !reasons.isEmpty else { continue }
+            for r in Set(reasons) { tally[c.edit.type, default: [:]][r, default: 0] += 1 }
+            text += "\(i)\t\(c.edit.type.rawValue)\t\(c.edit.instruction)\t\(reasons.joined(separator: ", "))\n"
+            let strip = GenerationEvaluation.grid([[c.before, c.after, image]])
+            try strip.write(to: (folder as NSString).appendingPathComponent("\(i)-\(c.edit.type.rawValue).png"))
+        }
+        try AtomicFile.write(Data(text.utf8), to: (folder as NSString).appendingPathComponent("failures.txt"))
+        for t in EditType.allCases {
+            guard let reasons = tally[t] else { continue }
+            let n = cases.filter { $0.edit.type == t }.count
+            print("failures, \(t.rawValue) (of \(n)): " + reasons.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
     }
 }

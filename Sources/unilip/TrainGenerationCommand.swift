@@ -39,6 +39,9 @@ struct TrainGenerationCommand: ParsableCommand {
     var initFrom: String?
     @Option(help: "Learnable grid-position embedding added in dual mode to: none (the reference), reference (the reference image's tokens) or reference_and_queries (our extension).")
     var gridPositions: UniLIPGeneratorConfig.GridPositionEmbedding = .none
+    @Flag(help: "Learn an offset to the frozen LLM's token embeddings on the generation path (our extension; with --init-from it is added to a head that lacks it, starting at zero).")
+    var textEmbeddingOffset = false
+    @Option(help: "Learning-rate multiplier of the text-embedding offset (default 10).") var offsetLRScale: Float?
 
     func validate() throws {
         if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
@@ -55,6 +58,7 @@ struct TrainGenerationCommand: ParsableCommand {
         if let editFraction { options.editFraction = editFraction }
         if let trainingFlowShift { options.trainingFlowShift = trainingFlowShift }
         if let placedCaptions { options.placedCaptionFraction = placedCaptions }
+        if let offsetLRScale { options.textEmbeddingOffsetLRScale = offsetLRScale }
         try options.validate()
         let mllmPath = try ModelLocator.locate("internvl-tiny", explicit: mllm)
         let autoencoderPath = try ModelLocator.locate("unilip-tiny", explicit: autoencoder)
@@ -67,8 +71,9 @@ struct TrainGenerationCommand: ParsableCommand {
         let grid = ae.latentGrid(height: ae.config.imageSize, width: ae.config.imageSize)
         let generator: UniLIPGenerator
         if let initFrom {
-            // Its config (mode, latent scale, …) comes with it; the other head options do not apply.
-            generator = try GenerationModel.loadGenerator(directory: initFrom)
+            // Its config (mode, latent scale, …) comes with it; of the other head options only
+            // --text-embedding-offset applies.
+            generator = try GenerationModel.loadGenerator(directory: initFrom, addingTextEmbeddingOffset: textEmbeddingOffset)
             let c = generator.config, llm = chat.config.llmConfig
             guard c.llmConfig.hiddenSize == llm.hiddenSize && c.llmConfig.numAttentionHeads == llm.numAttentionHeads
                     && c.llmConfig.numKeyValueHeads == llm.numKeyValueHeads && c.llmConfig.headDim == llm.headDim
@@ -85,7 +90,8 @@ struct TrainGenerationCommand: ParsableCommand {
             let scale = GenerationTraining.latentScale(ae, world: world, count: options.scaleImages)
             let config = UniLIPGeneratorConfig(numQueries: grid.0 * grid.1, connectLayers: connectLayers,
                                                llmConfig: chat.config.llmConfig, ditConfig: dit, conditionMode: mode,
-                                               latentScale: scale, gridPositionEmbedding: gridPositions)
+                                               latentScale: scale, gridPositionEmbedding: gridPositions,
+                                               textEmbeddingOffset: textEmbeddingOffset)
             try config.validate()
             var rng = RandomGenerator(seed: seed)
             generator = UniLIPGenerator(config, rng: &rng)

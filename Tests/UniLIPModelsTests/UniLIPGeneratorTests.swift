@@ -249,6 +249,43 @@ final class UniLIPGeneratorTests: XCTestCase {
         XCTAssertThrowsError(try config.validate())
     }
 
+    func testTextEmbeddingOffsetStartsNeutralAndLearnsOnlyTheUsedTokens() throws {
+        let c = 39
+        let ids = [1, 2, 3, 2, c, c, c, c]
+        let mask = Tensor(repeating: 1, shape: [1, 8])
+        var states: [Bool: Tensor] = [:]
+        var withOffset: UniLIPGenerator?
+        for on in [false, true] {
+            var rng = RandomGenerator(seed: 8)
+            var config = smallConfig()
+            config.textEmbeddingOffset = on
+            let llm = Qwen2Model(config.llmConfig, rng: &rng)
+            llm.freeze()
+            let generator = UniLIPGenerator(config, rng: &rng)
+            let cond = generator.conditioning(llm: llm, ids: ids, batch: 1, mask: mask, contextID: c)
+            cond.encoderHiddenStates.sum().backward()
+            states[on] = cond.encoderHiddenStates.detached()
+            XCTAssertTrue(llm.parameters().allSatisfy { $0.grad == nil }, "the LLM stays frozen")
+            if on { withOffset = generator }
+        }
+        // A zero table computes what the plain head does.
+        XCTAssertEqual(maxError(try XCTUnwrap(states[true]), try XCTUnwrap(states[false])), 0)
+        let generator = try XCTUnwrap(withOffset)
+        let table = try XCTUnwrap(generator.namedParameters().first { $0.0 == "text_embedding_offset" }?.1)
+        XCTAssertEqual(table.shape, [smallConfig().llmConfig.vocabSize, 32])
+        let grad = try XCTUnwrap(table.grad)
+        func rowNorm(_ r: Int) -> Float { (0..<32).map { abs(grad.pointer[r * 32 + $0]) }.max() ?? 0 }
+        for used in [1, 2, 3] { XCTAssertGreaterThan(rowNorm(used), 0, "token \(used)") }
+        // Query slots take the queries, not the text embedding.
+        for unused in [0, 4, 5, c] { XCTAssertEqual(rowNorm(unused), 0, "token \(unused)") }
+        // The key is ours: absent means off.
+        let text = String(decoding: try JSONEncoder().encode(generator.config), as: UTF8.self)
+        XCTAssertTrue(text.contains("\"text_embedding_offset\":true"), text)
+        let withoutKey = text.replacingOccurrences(of: ",\"text_embedding_offset\":true", with: "")
+            .replacingOccurrences(of: "\"text_embedding_offset\":true,", with: "")
+        XCTAssertFalse(try JSONDecoder().decode(UniLIPGeneratorConfig.self, from: Data(withoutKey.utf8)).textEmbeddingOffset)
+    }
+
     func testQueriesReceiveGradientsThroughTheFrozenLLMOnly() {
         var rng = RandomGenerator(seed: 4)
         let config = smallConfig()

@@ -272,4 +272,35 @@ final class GenerationBenchmarkTests: XCTestCase {
         XCTAssertTrue(after.psnr(.background).isNaN || (after.psnrCount[.background] ?? 0) < (after.total[.background] ?? 0))
         XCTAssertFalse(after.psnr(.recolor).isNaN)
     }
+
+    /// Failure reasons: none on the rendered targets, the edit left undone on the inputs, and a
+    /// misplaced object named by the row or column it got wrong.
+    func testFailureReasonsNameWhatTheOutputGotWrong() throws {
+        let cases = EditingEvaluation.cases(world: world, scenes: 40)
+        let clean = cases.filter { EditingEvaluation.failureReasons($0.after, for: $0).isEmpty }.count
+        XCTAssertGreaterThanOrEqual(Double(clean), 0.9 * Double(cases.count))
+        func reasons(on input: EditType) -> [[String]] {
+            cases.filter { $0.edit.type == input }.map { EditingEvaluation.failureReasons($0.before, for: $0) }
+        }
+        for (type, expected) in [(EditType.move, "not moved"), (.add, "missing"), (.remove, "extra"),
+                                 (.background, "background unchanged")] {
+            let all = reasons(on: type)
+            let named = all.filter { $0.contains(expected) }.count
+            XCTAssertGreaterThanOrEqual(Double(named), 0.9 * Double(all.count), "\(type): \(all.prefix(5))")
+        }
+        let scene = try XCTUnwrap(cases.first?.edit.before)
+        func placed(_ x: Double, _ y: Double) -> Scene {
+            Scene(background: scene.background, objects: [SceneObject(shape: .square, color: .red, size: .medium, x: x, y: y)])
+        }
+        let before = placed(0.5, 0.5), target = placed(1.0 / 6, 1.0 / 6)
+        let low = 1.0 / 6, high = 5.0 / 6
+        let outputs: [(x: Double, y: Double, reasons: [String])] = [
+            (low, high, ["row"]), (high, low, ["column"]), (high, high, ["row and column"]),
+            (0.5, 0.5, ["not moved"]), (low, low, []),
+        ]
+        for o in outputs {
+            let parsed = SceneParser.parse(world.image(placed(o.x, o.y)))
+            XCTAssertEqual(EditingEvaluation.misses(parsed, before: before, after: target), o.reasons, "\(o.x), \(o.y)")
+        }
+    }
 }

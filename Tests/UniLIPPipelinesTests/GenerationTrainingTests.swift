@@ -198,6 +198,33 @@ final class GenerationTrainingTests: XCTestCase {
         XCTAssertThrowsError(try GenerationModel(directory: genDir)) { XCTAssertTrue("\($0)".contains("components.json"), "\($0)") }
     }
 
+    func testTextEmbeddingOffsetIsAddedToAHeadTrainedWithoutIt() throws {
+        let m = try model()
+        let dir = tempDir()
+        let components = GenerationComponents(mllm: "../mllm", autoencoder: "../ae")
+        try GenerationModel.save(m.generator, components: components, to: dir)
+        let plain = try GenerationModel.loadGenerator(directory: dir)
+        XCTAssertNil(plain.textEmbeddingOffset)
+        let added = try GenerationModel.loadGenerator(directory: dir, addingTextEmbeddingOffset: true)
+        XCTAssertTrue(added.config.textEmbeddingOffset)
+        XCTAssertEqual(try XCTUnwrap(added.textEmbeddingOffset).scalars.map(abs).max(), 0)
+        let old = Dictionary(uniqueKeysWithValues: plain.namedTensors().map { ($0.0, $0.1.scalars) })
+        for (name, t) in added.namedTensors() where name != "text_embedding_offset" {
+            XCTAssertEqual(t.scalars, old[name], name)
+        }
+        // Only the offset may be missing.
+        var partial = Dictionary(uniqueKeysWithValues: m.generator.namedTensors().map { ($0.0, $0.1) })
+        partial["projector.bias"] = nil
+        try SafetensorsWriter.write(partial, to: dir + "/model.safetensors")
+        XCTAssertThrowsError(try GenerationModel.loadGenerator(directory: dir, addingTextEmbeddingOffset: true)) {
+            XCTAssertTrue("\($0)".contains("projector.bias"), "\($0)")
+        }
+        // The offset trains at its own rate.
+        var options = GenerationTrainingOptions.tiny
+        options.textEmbeddingOffsetLRScale = 0
+        XCTAssertThrowsError(try options.validate())
+    }
+
     func testLatentScaleIsTheInverseStd() throws {
         let m = try model()
         let s = GenerationTraining.latentScale(m.autoencoder, world: world, count: 8)
