@@ -134,6 +134,17 @@ final class UniLIPGeneratorTests: XCTestCase {
         return c
     }
 
+    /// A frozen random LLM and a head on `smallConfig()` changed by `configure`.
+    func frozenLLMAndHead(seed: UInt64, rng: inout RandomGenerator,
+                          _ configure: (inout UniLIPGeneratorConfig) -> Void) -> (Qwen2Model, UniLIPGenerator) {
+        rng = RandomGenerator(seed: seed)
+        var config = smallConfig()
+        configure(&config)
+        let llm = Qwen2Model(config.llmConfig, rng: &rng)
+        llm.freeze()
+        return (llm, UniLIPGenerator(config, rng: &rng))
+    }
+
     func testConnectorInitialisedFromLastLLMLayers() {
         var rng = RandomGenerator(seed: 2)
         let config = smallConfig()
@@ -206,12 +217,8 @@ final class UniLIPGeneratorTests: XCTestCase {
         let mask = Tensor([Float](repeating: 1, count: 12) + [Float](repeating: 1, count: 8) + [0, 0, 0, 0], shape: [2, 12])
         var run: [UniLIPGeneratorConfig.GridPositionEmbedding: (UniLIPGenerator, Tensor)] = [:]
         for mode in UniLIPGeneratorConfig.GridPositionEmbedding.allCases {
-            var rng = RandomGenerator(seed: 6)
-            var config = smallConfig()
-            config.gridPositionEmbedding = mode
-            let llm = Qwen2Model(config.llmConfig, rng: &rng)
-            llm.freeze()
-            let generator = UniLIPGenerator(config, rng: &rng)
+            var rng = RandomGenerator(seed: 0)
+            let (llm, generator) = frozenLLMAndHead(seed: 6, rng: &rng) { $0.gridPositionEmbedding = mode }
             let reference = Tensor.normal([1, 4, 32], rng: &rng)
             let cond = generator.conditioning(llm: llm, ids: ids, batch: 2, mask: mask, contextID: c,
                                               referenceTokens: reference)
@@ -256,12 +263,8 @@ final class UniLIPGeneratorTests: XCTestCase {
         var states: [Bool: Tensor] = [:]
         var withOffset: UniLIPGenerator?
         for on in [false, true] {
-            var rng = RandomGenerator(seed: 8)
-            var config = smallConfig()
-            config.textEmbeddingOffset = on
-            let llm = Qwen2Model(config.llmConfig, rng: &rng)
-            llm.freeze()
-            let generator = UniLIPGenerator(config, rng: &rng)
+            var rng = RandomGenerator(seed: 0)
+            let (llm, generator) = frozenLLMAndHead(seed: 8, rng: &rng) { $0.textEmbeddingOffset = on }
             let cond = generator.conditioning(llm: llm, ids: ids, batch: 1, mask: mask, contextID: c)
             cond.encoderHiddenStates.sum().backward()
             states[on] = cond.encoderHiddenStates.detached()
