@@ -7,7 +7,9 @@ THREADS ?=
 GUIDANCE ?= 1.5
 # The heads the generation and editing tables compare: the shipped one, each head of the chain
 # it continues, the 16,000-step continuation with half the batches editing and the ablation pair.
-GENERATION_ROWS = --row "UniLIP, shipped (… + 6,000 steps, 80% editing)=Models/unilip-gen-tiny" \
+GENERATION_ROWS = --row "UniLIP, shipped (… + 6,000 steps with the text-embedding offset + 6,000 more)=Models/unilip-gen-tiny" \
+	--row "UniLIP (… + 6,000 steps with the text-embedding offset, 70% editing)=runs/unilip-gen-tiny-dual-43000/model" \
+	--row "UniLIP (8,000 + 8,000 + 6,000 + 3,000 + 6,000 + 6,000 steps, 80% editing)=runs/unilip-gen-tiny-dual-37000/model" \
 	--row "UniLIP (8,000 + 8,000 + 6,000 + 3,000 + 6,000 steps, placed captions)=runs/unilip-gen-tiny-dual-31000/model" \
 	--row "UniLIP (8,000 + 8,000 + 6,000 + 3,000 steps)=runs/unilip-gen-tiny-dual-25000/model" \
 	--row "UniLIP (8,000 + 8,000 + 6,000 steps)=runs/unilip-gen-tiny-dual-22000/model" \
@@ -76,7 +78,9 @@ model-autoencoder: release
 # steps; 8,000 more from those weights with a fresh schedule and 80% of the batches editing; then
 # 6,000 more with half the batches editing and 80% of the captions placing every object; then
 # 3,000 and 6,000 more with every caption placing its objects; then 6,000 more with 80% of the
-# batches editing), the 16,000-step continuation with half the batches editing, and the ablation
+# batches editing; then 6,000 more with a learnable offset to the LLM's token embeddings and 70%
+# editing; then 6,000 more with half the batches editing and half the captions placed), the
+# 16,000-step continuation with half the batches editing, and the ablation
 # pair at 5,000 steps: dual vs queries only (seeded; resumable). Needs Models/internvl-tiny and
 # Models/unilip-tiny.
 model-generation: release
@@ -85,7 +89,9 @@ model-generation: release
 	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-16000/model --placed-captions 0.8 --steps 6000 --run runs/unilip-gen-tiny-dual-22000
 	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-22000/model --placed-captions 1 --steps 3000 --seed 2 --run runs/unilip-gen-tiny-dual-25000
 	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-25000/model --placed-captions 1 --steps 6000 --seed 3 --run runs/unilip-gen-tiny-dual-31000
-	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-31000/model --placed-captions 1 --edit-fraction 0.8 --steps 6000 --seed 4 --run runs/unilip-gen-tiny-dual-37000 --output Models/unilip-gen-tiny
+	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-31000/model --placed-captions 1 --edit-fraction 0.8 --steps 6000 --seed 4 --run runs/unilip-gen-tiny-dual-37000
+	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-37000/model --text-embedding-offset --placed-captions 1 --edit-fraction 0.7 --steps 6000 --seed 5 --run runs/unilip-gen-tiny-dual-43000
+	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-43000/model --placed-captions 0.5 --steps 6000 --seed 6 --run runs/unilip-gen-tiny-dual-49000 --output Models/unilip-gen-tiny
 	.build/release/unilip train generation --mode dual --init-from runs/unilip-gen-tiny-dual-8000/model --run runs/unilip-gen-tiny-dual-16000-half
 	.build/release/unilip train generation --mode dual --steps 5000
 	.build/release/unilip train generation --mode queries_only --steps 5000
