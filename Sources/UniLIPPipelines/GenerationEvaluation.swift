@@ -345,6 +345,8 @@ public struct EditOutcome: Sendable {
     /// PSNR (dB) between output and input over the pixels the edit leaves unchanged (rendered
     /// before == after); nil when under 5% of the image is unchanged (background edits).
     public let preservedPSNR: Double?
+    /// What the output got wrong (`EditingEvaluation.misses`, plus `background unchanged`).
+    public let failures: [String]
 }
 
 /// Success rate and preserved-region PSNR per edit type.
@@ -485,32 +487,19 @@ public enum EditingEvaluation {
 
     /// Scores an output image (at the input's size) for an edit case.
     public static func outcome(_ output: Image, for c: EditCase) -> EditOutcome {
-        let out = atInputSize(output, c)
+        let out = output.width == c.before.width && output.height == c.before.height
+            ? output : output.resized(width: c.before.width, height: c.before.height, filter: .bicubic)
         let mask = unchangedMask(c)
         let parsed = SceneParser.parse(out)
-        let changed = backgroundChanged(out, c, mask: mask)
+        let changed = c.edit.type != .background
+            || regionError(out, c.before, mask: mask, select: false).mae >= backgroundChangeThreshold
         let kept = regionError(out, c.before, mask: mask, select: true)
         let enough = Double(kept.pixels) >= minimumPreservedFraction * Double(mask.count)
         return EditOutcome(success: changed && objectsMatch(parsed, c.edit.after),
                            successIgnoringShape: changed && objectsMatch(parsed, c.edit.after, ignoringShape: true),
-                           preservedPSNR: enough ? kept.psnr : nil)
-    }
-
-    /// Why an output fails its edit (`misses`, plus `background unchanged`); empty on success.
-    public static func failureReasons(_ output: Image, for c: EditCase) -> [String] {
-        let out = atInputSize(output, c)
-        let reasons = misses(SceneParser.parse(out), before: c.edit.before, after: c.edit.after)
-        return reasons + (backgroundChanged(out, c, mask: unchangedMask(c)) ? [] : ["background unchanged"])
-    }
-
-    static func atInputSize(_ output: Image, _ c: EditCase) -> Image {
-        output.width == c.before.width && output.height == c.before.height
-            ? output : output.resized(width: c.before.width, height: c.before.height, filter: .bicubic)
-    }
-
-    /// Background edits must change the pixels the edit changes; other edits pass trivially.
-    static func backgroundChanged(_ out: Image, _ c: EditCase, mask: [Bool]) -> Bool {
-        c.edit.type != .background || regionError(out, c.before, mask: mask, select: false).mae >= backgroundChangeThreshold
+                           preservedPSNR: enough ? kept.psnr : nil,
+                           failures: misses(parsed, before: c.edit.before, after: c.edit.after)
+                               + (changed ? [] : ["background unchanged"]))
     }
 
     /// Edits every case (one batch per scene, noise seed `options.seed + scene`) and scores them.

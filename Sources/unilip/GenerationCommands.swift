@@ -310,7 +310,7 @@ struct EvalEditingCommand: ParsableCommand {
         var text = ""
         var tally: [EditType: [String: Int]] = [:]
         for (i, (c, image)) in zip(cases, outputs).enumerated() {
-            let reasons = EditingEvaluation.failureReasons(image, for: c)
+            let reasons = EditingEvaluation.outcome(image, for: c).failures
             guard !reasons.isEmpty else { continue }
             for r in Set(reasons) { tally[c.edit.type, default: [:]][r, default: 0] += 1 }
             text += "\(i)\t\(c.edit.type.rawValue)\t\(c.edit.instruction)\t\(reasons.joined(separator: ", "))\n"

@@ -277,10 +277,10 @@ final class GenerationBenchmarkTests: XCTestCase {
     /// misplaced object named by the row or column it got wrong.
     func testFailureReasonsNameWhatTheOutputGotWrong() throws {
         let cases = EditingEvaluation.cases(world: world, scenes: 40)
-        let clean = cases.filter { EditingEvaluation.failureReasons($0.after, for: $0).isEmpty }.count
+        let clean = cases.filter { EditingEvaluation.outcome($0.after, for: $0).failures.isEmpty }.count
         XCTAssertGreaterThanOrEqual(Double(clean), 0.9 * Double(cases.count))
         func reasons(on input: EditType) -> [[String]] {
-            cases.filter { $0.edit.type == input }.map { EditingEvaluation.failureReasons($0.before, for: $0) }
+            cases.filter { $0.edit.type == input }.map { EditingEvaluation.outcome($0.before, for: $0).failures }
         }
         for (type, expected) in [(EditType.move, "not moved"), (.add, "missing"), (.remove, "extra"),
                                  (.background, "background unchanged")] {
