@@ -5,7 +5,8 @@ import Foundation
 /// Thread settings for element-wise kernels and for OpenBLAS.
 ///
 /// Rule: a parallel loop never calls BLAS. Kernels either split their own work over
-/// `Parallel.threads` or hand one large GEMM to OpenBLAS, which uses the same count.
+/// `Parallel.threads` or hand one large GEMM to `BLAS.sgemm`, which runs it on OpenBLAS's
+/// threads (the same count) or splits it over ours with OpenBLAS held to one thread.
 public enum Parallel {
     nonisolated(unsafe) private static var _threads = physicalCores
 

@@ -139,12 +139,19 @@ public final class InternVLChatModel: Module {
     public func loss(pixels: Tensor, ids: [Int], labels: [Int], batch: Int, mask: Tensor, contextID: Int) -> Tensor {
         let length = ids.count / batch
         let embeddings = inputEmbeddings(ids: ids, batch: batch, imageTokens: imageTokens(pixels), contextID: contextID)
-        let (logits, _) = language(embeddings: embeddings, keyPadding: mask)
+        let hidden = language.model(embeddings: embeddings, keyPadding: mask).lastHiddenState
         var targets = [Int](repeating: -100, count: batch * length)
         for r in 0..<batch {
             for p in 0..<(length - 1) { targets[r * length + p] = labels[r * length + p + 1] }
         }
-        return crossEntropy(logits.reshaped([batch * length, config.llmConfig.vocabSize]), targets)
+        // Logits only where a label is: the prompt and image positions (most of each row) would
+        // add nothing to the loss or its gradient but their share of the vocabulary projection.
+        let rows = targets.indices.filter { targets[$0] != -100 }
+        guard !rows.isEmpty else {
+            return crossEntropy(language.logits(hidden).reshaped([batch * length, config.llmConfig.vocabSize]), targets)
+        }
+        let picked = hidden.reshaped([batch * length, config.llmConfig.hiddenSize]).indexSelect(axis: 0, rows)
+        return crossEntropy(language.logits(picked), rows.map { targets[$0] })
     }
 
     /// Greedy (or sampled) answers for left-padded prompt rows.

@@ -116,9 +116,7 @@ public final class TrainingLoop {
                 throw TrainingError("loss became \(value) at step \(step + 1); nothing was saved for this step. "
                     + "Resume restarts from \(run.latest ?? "the beginning").")
             }
-            loss.backward()
-            let norm = clipGradNorm(optimizer.parameters, maxNorm: schedule.gradClip)
-            optimizer.step()
+            let norm = Self.update(optimizer, loss: loss, gradClip: schedule.gradClip)
             ema?.update()
             step += 1
             var values = metrics
@@ -140,6 +138,15 @@ public final class TrainingLoop {
             }
             if !keepGoing { return }
         }
+    }
+
+    /// One optimiser update: backward from `loss`, the global gradient norm clipped to
+    /// `gradClip`, an AdamW step. Returns the norm before clipping.
+    public static func update(_ optimizer: AdamW, loss: Tensor, gradClip: Float) -> Float {
+        loss.backward()
+        let norm = clipGradNorm(optimizer.parameters, maxNorm: gradClip)
+        optimizer.step()
+        return norm
     }
 
     /// The weights to export: the EMA when there is one, otherwise the live weights.

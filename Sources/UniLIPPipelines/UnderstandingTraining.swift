@@ -30,27 +30,45 @@ public enum UnderstandingTraining {
         loop.checkpointInfo = info
         try loop.resume()
         let data = UnderstandingData(world: world, split: .train)
-        let pad = tokenizer.id(of: "<|endoftext|>") ?? 0
         try loop.train(lossAt: { step in
-            let indices = (0..<schedule.batchSize).map { step * schedule.batchSize + $0 }
-            let images: [Image], texts: [String]
-            if shapeNegatives {
-                let triples = indices.map { data.captionWithShapeNegative($0) }
-                images = triples.map(\.image)
-                texts = triples.map(\.caption) + triples.map(\.negative)
-            } else {
-                let pairs = indices.map { data.caption($0) }
-                images = pairs.map(\.image)
-                texts = pairs.map(\.caption)
-            }
-            let tokens = captionBatch(texts, tokenizer: tokenizer,
-                                      maxLength: model.text.config.maxLength, pad: pad)
-            let targets = patchLabels ? indices.map { data.patchLabels($0, patch: model.vision.config.patchSize) } : nil
-            let loss = model.loss(pixels: UnderstandingData.pixels(images), ids: tokens.ids,
-                                  batch: tokens.batch, length: tokens.length, mask: tokens.mask,
-                                  patchTargets: targets.map { [$0.flatMap(\.shapes), $0.flatMap(\.colors)] })
-            return (loss, ["logit_scale": Double(model.logitScale.item)])
+            let batch = clipBatch(step: step, size: schedule.batchSize, data: data, tokenizer: tokenizer,
+                                  model: model, shapeNegatives: shapeNegatives, patchLabels: patchLabels)
+            return (clipLoss(model, batch), ["logit_scale": Double(model.logitScale.item)])
         }, progress: progress)
+    }
+
+    /// One CLIP batch: images, caption tokens and (optionally) patch targets.
+    public struct CLIPBatch {
+        public let pixels: Tensor
+        public let tokens: TokenBatch
+        public let patchTargets: [[Int]]?
+    }
+
+    /// CLIP batch `step`: scenes step·size ..< (step + 1)·size of `data`'s split.
+    public static func clipBatch(step: Int, size: Int, data: UnderstandingData, tokenizer: Tokenizer,
+                                 model: CLIPPretrainModel, shapeNegatives: Bool, patchLabels: Bool) -> CLIPBatch {
+        let indices = (0..<size).map { step * size + $0 }
+        let images: [Image], texts: [String]
+        if shapeNegatives {
+            let triples = indices.map { data.captionWithShapeNegative($0) }
+            images = triples.map(\.image)
+            texts = triples.map(\.caption) + triples.map(\.negative)
+        } else {
+            let pairs = indices.map { data.caption($0) }
+            images = pairs.map(\.image)
+            texts = pairs.map(\.caption)
+        }
+        let pad = tokenizer.id(of: "<|endoftext|>") ?? 0
+        let tokens = captionBatch(texts, tokenizer: tokenizer, maxLength: model.text.config.maxLength, pad: pad)
+        let targets = patchLabels ? indices.map { data.patchLabels($0, patch: model.vision.config.patchSize) } : nil
+        return CLIPBatch(pixels: UnderstandingData.pixels(images), tokens: tokens,
+                         patchTargets: targets.map { [$0.flatMap(\.shapes), $0.flatMap(\.colors)] })
+    }
+
+    /// The stage (a) loss of one batch.
+    public static func clipLoss(_ model: CLIPPretrainModel, _ batch: CLIPBatch) -> Tensor {
+        model.loss(pixels: batch.pixels, ids: batch.tokens.ids, batch: batch.tokens.batch,
+                   length: batch.tokens.length, mask: batch.tokens.mask, patchTargets: batch.patchTargets)
     }
 
     /// Stage (b) with `encoderLRScale` nil: encoder frozen; `mlp1` and the language model trained
@@ -60,25 +78,48 @@ public enum UnderstandingTraining {
                                  schedule: TrainingSchedule, run: RunDirectory, encoderLRScale: Float? = nil,
                                  info: [String: Any] = [:],
                                  progress: (TrainingProgress) -> Bool = { _ in true }) throws {
-        model.unfreeze()
-        if encoderLRScale == nil { model.vision.freeze() }
-        let trainable = model.namedParameters().filter { $0.1.requiresGrad }
-        let groups = ParameterGroup.decaySplit(trainable, lr: schedule.learningRate, weightDecay: schedule.weightDecay,
-                                               scaled: encoderLRScale.map { [("vision_model", $0)] } ?? [])
+        let groups = mllmGroups(model, schedule: schedule, encoderLRScale: encoderLRScale)
         let loop = try TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
         loop.checkpointInfo = info
         try loop.resume()
         let data = UnderstandingData(world: world, split: .train)
-        let imageTokens = model.config.imageTokens
         try loop.train(lossAt: { step in
-            let examples = (0..<schedule.batchSize).map { data.example(step * schedule.batchSize + $0) }
-            let tokens = TokenBatch(examples.map {
-                template.example(question: $0.question, answer: $0.answer, imageTokens: imageTokens)
-            }, pad: template.pad)
-            let loss = model.loss(pixels: UnderstandingData.pixels(examples.map(\.image)), ids: tokens.ids,
-                                  labels: tokens.labels, batch: tokens.batch, mask: tokens.mask,
-                                  contextID: template.imgContext)
-            return (loss, [:])
+            let batch = mllmBatch(step: step, size: schedule.batchSize, data: data, template: template,
+                                  imageTokens: model.config.imageTokens)
+            return (mllmLoss(model, batch, template: template), [:])
         }, progress: progress)
+    }
+
+    /// Freezes the encoder for stage (b) (`encoderLRScale` nil) or unfreezes everything for stage
+    /// (c), and returns the optimiser groups of the trainable parameters.
+    public static func mllmGroups(_ model: InternVLChatModel, schedule: TrainingSchedule,
+                                  encoderLRScale: Float?) -> [ParameterGroup] {
+        model.unfreeze()
+        if encoderLRScale == nil { model.vision.freeze() }
+        let trainable = model.namedParameters().filter { $0.1.requiresGrad }
+        return ParameterGroup.decaySplit(trainable, lr: schedule.learningRate, weightDecay: schedule.weightDecay,
+                                         scaled: encoderLRScale.map { [("vision_model", $0)] } ?? [])
+    }
+
+    /// One MLLM batch: images and chat-template token rows (question, answer).
+    public struct MLLMBatch {
+        public let pixels: Tensor
+        public let tokens: TokenBatch
+    }
+
+    /// MLLM batch `step`: examples step·size ..< (step + 1)·size of `data`'s split.
+    public static func mllmBatch(step: Int, size: Int, data: UnderstandingData, template: ChatTemplate,
+                                 imageTokens: Int) -> MLLMBatch {
+        let examples = (0..<size).map { data.example(step * size + $0) }
+        let tokens = TokenBatch(examples.map {
+            template.example(question: $0.question, answer: $0.answer, imageTokens: imageTokens)
+        }, pad: template.pad)
+        return MLLMBatch(pixels: UnderstandingData.pixels(examples.map(\.image)), tokens: tokens)
+    }
+
+    /// The stage (b) and (c) loss of one batch: cross entropy on the answer tokens.
+    public static func mllmLoss(_ model: InternVLChatModel, _ batch: MLLMBatch, template: ChatTemplate) -> Tensor {
+        model.loss(pixels: batch.pixels, ids: batch.tokens.ids, labels: batch.tokens.labels,
+                   batch: batch.tokens.batch, mask: batch.tokens.mask, contextID: template.imgContext)
     }
 }

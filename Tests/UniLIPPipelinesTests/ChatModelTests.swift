@@ -48,6 +48,45 @@ final class ChatModelTests: XCTestCase {
         XCTAssertEqual(image.grad?.scalars, [Float](repeating: 1, count: 512), "each image token used once")
     }
 
+    /// The loss computes logits only at labelled positions; it must equal cross entropy over
+    /// every position's logits (unlabelled ones ignored), gradients included.
+    func testLossOnLabelledRowsEqualsFullLogitsLoss() throws {
+        let tok = try tokenizer()
+        let template = try ChatTemplate(tokenizer: tok)
+        var rng = RandomGenerator(seed: 3)
+        var config = InternVLChatConfig.tiny(vocabSize: tok.vocabSize)
+        config.llmConfig.numHiddenLayers = 1
+        config.visionConfig.numHiddenLayers = 1
+        let model = InternVLChatModel(config, rng: &rng)
+        let data = UnderstandingData(world: ShapesWorld(seed: 0), split: .train)
+        let examples = (0..<3).map { data.example($0) }
+        let batch = TokenBatch(examples.map { template.example(question: $0.question, answer: $0.answer, imageTokens: 16) },
+                               pad: template.pad)
+        let pixels = UnderstandingData.pixels(examples.map(\.image))
+        let length = batch.length
+        var targets = [Int](repeating: -100, count: batch.batch * length)
+        for r in 0..<batch.batch {
+            for p in 0..<(length - 1) { targets[r * length + p] = batch.labels[r * length + p + 1] }
+        }
+        XCTAssertGreaterThan(targets.filter { $0 == -100 }.count, targets.count / 2, "most positions unlabelled")
+        let weights = model.language.outputWeight, projector = model.projector.namedParameters()[0].1
+
+        let embeddings = model.inputEmbeddings(ids: batch.ids, batch: batch.batch, imageTokens: model.imageTokens(pixels),
+                                               contextID: template.imgContext)
+        let (logits, _) = model.language(embeddings: embeddings, keyPadding: batch.mask)
+        let full = crossEntropy(logits.reshaped([batch.batch * length, config.llmConfig.vocabSize]), targets)
+        full.backward()
+        let fullGrads = (weights.grad!, projector.grad!)
+        model.zeroGrad()
+
+        let loss = model.loss(pixels: pixels, ids: batch.ids, labels: batch.labels, batch: batch.batch,
+                              mask: batch.mask, contextID: template.imgContext)
+        loss.backward()
+        XCTAssertEqual(loss.item, full.item, accuracy: 1e-5)
+        assertClose(weights.grad!, fullGrads.0, atol: 1e-6)
+        assertClose(projector.grad!, fullGrads.1, atol: 1e-6)
+    }
+
     func testMLLMLossFallsOnAFixedBatch() throws {
         let tok = try tokenizer()
         let template = try ChatTemplate(tokenizer: tok)

@@ -1,4 +1,6 @@
 import CBLAS
+import Dispatch
+import Foundation
 
 /// Thin wrapper over OpenBLAS's row-major `cblas_sgemm`.
 public enum BLAS {
@@ -20,10 +22,86 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
             return
         }
+        let parts = splitParts(transA: transA, m: m, n: n, k: k, beta: beta)
+        if parts > 1 {
+            split(parts: parts, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                  a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else {
+            call(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                 a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    @inline(__always)
+    static func call(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                     transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
                     beta, c, Int32(ldc))
+    }
+
+    /// Whether to split a product over our own threads (`UNILIP_GEMM_SPLIT=0` turns it off).
+    static let splitEnabled = ProcessInfo.processInfo.environment["UNILIP_GEMM_SPLIT"] != "0"
+
+    /// Smallest m·n·k worth splitting: below it the hand-off costs more than it saves.
+    static let splitMinimumWork = 1 << 21
+
+    /// How many independent single-threaded GEMMs to run at once, or 1 for one OpenBLAS call.
+    /// Measured on 2 cores (docs/PERFORMANCE.md): OpenBLAS's own threads lose most on products
+    /// that write C from scratch (beta = 0: it zeroes C in a pass of its own before the threads
+    /// start) and on weight gradients (A transposed, long k), which OpenBLAS splits over m or n
+    /// so both threads pack the same long panels. Rows split the first kind, k the second.
+    /// Products that accumulate onto C (a linear layer's bias) run as fast either way.
+    static func splitParts(transA: Bool, m: Int, n: Int, k: Int, beta: Float) -> Int {
+        let threads = Parallel.threads
+        guard splitEnabled, threads > 1, Double(m) * Double(n) * Double(k) >= Double(splitMinimumWork) else { return 1 }
+        if transA { return k >= 256 * threads ? threads : 1 }
+        return beta == 0 && m >= 64 * threads ? threads : 1
+    }
+
+    /// Runs `parts` GEMMs with OpenBLAS held to one thread: row blocks of C for a plain product,
+    /// or slices of k for one with A transposed (each slice after the first into its own
+    /// scratch block, summed into C at the end, in a fixed order).
+    static func split(parts: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(Parallel.threads)) }
+        if !transA {
+            let per = (m + parts - 1) / parts
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let lo = p * per, rows = min(m, lo + per) - lo
+                guard rows > 0 else { return }
+                call(transA: false, transB: transB, m: rows, n: n, k: k, alpha: alpha,
+                     a: a + lo * lda, lda: lda, b: b, ldb: ldb, beta: beta, c: c + lo * ldc, ldc: ldc)
+            }
+            return
+        }
+        let per = (k + parts - 1) / parts
+        let scratch = TensorStorage(count: (parts - 1) * m * n)
+        let s = scratch.pointer
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let lo = p * per, depth = min(k, lo + per) - lo
+            let first = p == 0
+            let out = first ? c : s + (p - 1) * m * n
+            guard depth > 0 else {
+                if !first { out.update(repeating: 0, count: m * n) }
+                return
+            }
+            // A is stored [k, m]; B is [k, n], or [n, k] when transposed.
+            call(transA: true, transB: transB, m: m, n: n, k: depth, alpha: alpha,
+                 a: a + lo * lda, lda: lda, b: transB ? b + lo : b + lo * ldb, ldb: ldb,
+                 beta: first ? beta : 0, c: out, ldc: first ? ldc : n)
+        }
+        for p in 1..<parts {
+            let part = s + (p - 1) * m * n
+            for i in 0..<m {
+                let row = c + i * ldc, add = part + i * n
+                for j in 0..<n { row[j] += add[j] }
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [BenchCore.self, BenchGeneration.self])
+        subcommands: [BenchCore.self, BenchGeneration.self, BenchTraining.self])
 }
 
 struct BenchCore: ParsableCommand {
