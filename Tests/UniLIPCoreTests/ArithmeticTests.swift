@@ -42,6 +42,27 @@ final class ArithmeticTests: XCTestCase {
         }
     }
 
+    /// Every broadcast layout of the four ops (rows against a vector, per-row values, scalars on
+    /// either side, odd widths that leave SIMD tails) equals the op on expanded operands.
+    func testBroadcastLayoutsMatchExpandedOperands() {
+        let cases: [([Int], [Int])] = [([3, 5, 13], [13]), ([13], [3, 5, 13]), ([3, 5, 13], [3, 5, 1]), ([3, 5, 1], [3, 5, 13]),
+                                       ([1], [4, 19]), ([4, 19], [1]), ([5, 1], [1, 11]), ([2, 1, 9], [2, 6, 9]), ([6, 1], [6, 3])]
+        for (i, (sa, sb)) in cases.enumerated() {
+            let a = randn(sa.reduce(1, *), seed: UInt64(2 * i + 1)).reshaped(sa)
+            let b = (randn(sb.reduce(1, *), seed: UInt64(2 * i + 2)).reshaped(sb) * 0.5) + 2  // no division by ~0
+            let shape = Shape.broadcast(sa, sb)
+            let ea = a.expanded(to: shape).scalars, eb = b.expanded(to: shape).scalars
+            let ops: [(String, (Tensor, Tensor) -> Tensor, (Float, Float) -> Float)] = [
+                ("+", { $0 + $1 }, { $0 + $1 }), ("-", { $0 - $1 }, { $0 - $1 }),
+                ("*", { $0 * $1 }, { $0 * $1 }), ("/", { $0 / $1 }, { $0 / $1 })]
+            for (name, op, scalar) in ops {
+                let out = op(a, b)
+                XCTAssertEqual(out.shape, shape)
+                XCTAssertEqual(out.scalars, zip(ea, eb).map { scalar($0, $1) }, "\(sa) \(name) \(sb)")
+            }
+        }
+    }
+
     func testExpandedMatchesBroadcastAndSumsBack() {
         let cases: [([Int], [Int])] = [([], [2, 3]), ([1], [5]), ([3, 1], [2, 3, 4]), ([4], [3, 4]), ([2, 1, 3], [2, 5, 3])]
         for (i, (from, to)) in cases.enumerated() {

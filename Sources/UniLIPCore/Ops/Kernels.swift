@@ -50,46 +50,80 @@ public enum Kernels {
         }
     }
 
-    /// Broadcasting binary op: out = f(a, b) over the broadcast shape.
-    @inline(__always)
-    public static func broadcast(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-        if a.shape == b.shape {
-            let out = Tensor(uninitialized: a.shape)
-            zip(a.pointer, b.pointer, out.pointer, a.count, f)
-            return out
-        }
+    /// Broadcasting binary op over the broadcast shape. Rows whose operands are contiguous or
+    /// one repeated value (a bias, a layer scale, a per-row statistic) run 8 lanes at a time.
+    public static func broadcast(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
+        if a.shape == b.shape { return sameShape(op, a, b) }
         let shape = Shape.broadcast(a.shape, b.shape)
         let out = Tensor(uninitialized: shape)
         let pa = a.pointer, pb = b.pointer, po = out.pointer
-        if b.count == 1 && shape == a.shape {
-            let s = pb[0]
-            map(pa, po, a.count) { f($0, s) }
-            return out
-        }
-        if a.count == 1 && shape == b.shape {
-            let s = pa[0]
-            map(pb, po, b.count) { f(s, $0) }
+        if (a.count == 1 && shape == b.shape) || (b.count == 1 && shape == a.shape) {
+            let sa = a.count == 1 ? 0 : 1, sb = b.count == 1 ? 0 : 1
+            Parallel.forRange(out.count, grain: grain) { r in
+                let i = r.lowerBound
+                row(op, pa + i * sa, sa, pb + i * sb, sb, po + i, r.count)
+            }
             return out
         }
         let sa = Shape.broadcastStrides(a.shape, to: shape)
         let sb = Shape.broadcastStrides(b.shape, to: shape)
         let inner = shape.last ?? 1
         let ia = sa.last ?? 0, ib = sb.last ?? 0
-        forEachRow(shape, sa, sb) { row, oa, ob in
-            let o = po + row * inner
-            if ia == 1 && ib == 1 {
-                for j in 0..<inner { o[j] = f(pa[oa + j], pb[ob + j]) }
-            } else if ia == 1 {
-                let s = pb[ob]
-                for j in 0..<inner { o[j] = f(pa[oa + j], s) }
-            } else if ib == 1 {
-                let s = pa[oa]
-                for j in 0..<inner { o[j] = f(s, pb[ob + j]) }
-            } else {
-                for j in 0..<inner { o[j] = f(pa[oa + j * ia], pb[ob + j * ib]) }
-            }
+        forEachRow(shape, sa, sb) { r, oa, ob in
+            row(op, pa + oa, ia, pb + ob, ib, po + r * inner, inner)
         }
         return out
+    }
+
+    @inline(__always)
+    static func combine(_ op: BinaryOp, _ x: SIMDLoops.V, _ y: SIMDLoops.V) -> SIMDLoops.V {
+        switch op {
+        case .add: return x + y
+        case .sub: return x - y
+        case .mul: return x * y
+        case .div: return x / y
+        }
+    }
+
+    @inline(__always)
+    static func combine(_ op: BinaryOp, _ x: Float, _ y: Float) -> Float {
+        switch op {
+        case .add: return x + y
+        case .sub: return x - y
+        case .mul: return x * y
+        case .div: return x / y
+        }
+    }
+
+    /// out[j] = a[j·sa] ∘ b[j·sb] for j in 0..<n; strides of 1 (contiguous) and 0 (one value)
+    /// take SIMD loops.
+    @inline(__always)
+    static func row(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ sa: Int, _ b: UnsafePointer<Float>, _ sb: Int,
+                    _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        typealias V = SIMDLoops.V
+        var j = 0
+        if sa == 1 && sb == 1 {
+            while j + 8 <= n {
+                SIMDLoops.store(combine(op, SIMDLoops.load(a + j), SIMDLoops.load(b + j)), out + j)
+                j += 8
+            }
+        } else if sa == 1 && sb == 0 {
+            let y = V(repeating: b[0])
+            while j + 8 <= n {
+                SIMDLoops.store(combine(op, SIMDLoops.load(a + j), y), out + j)
+                j += 8
+            }
+        } else if sa == 0 && sb == 1 {
+            let x = V(repeating: a[0])
+            while j + 8 <= n {
+                SIMDLoops.store(combine(op, x, SIMDLoops.load(b + j)), out + j)
+                j += 8
+            }
+        }
+        while j < n {
+            out[j] = combine(op, a[j * sa], b[j * sb])
+            j += 1
+        }
     }
 }
 
@@ -102,37 +136,15 @@ extension Kernels {
         let out = Tensor(uninitialized: a.shape)
         let pa = a.pointer, pb = b.pointer, po = out.pointer
         Parallel.forRange(a.count, grain: grain) { r in
-            var i = r.lowerBound
-            let end = r.upperBound
-            typealias V = SIMDLoops.V
-            while i + 8 <= end {
-                let x = SIMDLoops.load(pa + i), y = SIMDLoops.load(pb + i)
-                let z: V
-                switch op {
-                case .add: z = x + y
-                case .sub: z = x - y
-                case .mul: z = x * y
-                case .div: z = x / y
-                }
-                SIMDLoops.store(z, po + i)
-                i += 8
-            }
-            while i < end {
-                switch op {
-                case .add: po[i] = pa[i] + pb[i]
-                case .sub: po[i] = pa[i] - pb[i]
-                case .mul: po[i] = pa[i] * pb[i]
-                case .div: po[i] = pa[i] / pb[i]
-                }
-                i += 1
-            }
+            let i = r.lowerBound
+            row(op, pa + i, 1, pb + i, 1, po + i, r.count)
         }
         return out
     }
 
-    /// Same-shape operands take the SIMD loop; others the broadcast walk.
+    /// Same-shape operands take the flat SIMD loop; others the broadcast walk.
     @inline(__always)
-    static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-        a.shape == b.shape ? sameShape(op, a, b) : broadcast(a, b, f)
+    static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
+        broadcast(op, a, b)
     }
 }

@@ -51,6 +51,14 @@ struct BenchTraining: ParsableCommand {
                                                 model: clip, shapeNegatives: false, patchLabels: true)
             }
         } / Double(steps))
+        // The encoder alone (the tiny InternViT on a batch of 64), as Tools/reference/bench_training.py times it.
+        let pixels = clipData[0].pixels
+        record("encoder forward", medianMilliseconds(repeats: repeats) { _ = withNoGrad { model.vision(pixels) } })
+        record("encoder fwd+bwd", medianMilliseconds(repeats: repeats) {
+            model.zeroGrad()
+            model.vision(pixels).sum().backward()
+        })
+        if ProcessInfo.processInfo.environment["XENC"] != nil { return }
         let clipOptimizer = AdamW(groups: ParameterGroup.decaySplit(clip.namedParameters(), lr: recipe.clip.learningRate,
                                                                     weightDecay: recipe.clip.weightDecay))
         record("clip step", Self.stepMilliseconds(clipData, optimizer: clipOptimizer, gradClip: recipe.clip.gradClip) {
