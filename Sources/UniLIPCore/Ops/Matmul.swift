@@ -46,7 +46,7 @@ public enum BLAS {
     static let splitEnabled = ProcessInfo.processInfo.environment["UNILIP_GEMM_SPLIT"] != "0"
 
     /// Smallest m·n·k worth splitting: below it the hand-off costs more than it saves.
-    static let splitMinimumWork = 1 << 21
+    static let splitMinimumWork = 1 << 22
 
     /// How many independent single-threaded GEMMs to run at once, or 1 for one OpenBLAS call.
     /// Measured on 2 cores (docs/PERFORMANCE.md): OpenBLAS's own threads lose most on products
@@ -58,7 +58,7 @@ public enum BLAS {
         let threads = Parallel.threads
         guard splitEnabled, threads > 1, Double(m) * Double(n) * Double(k) >= Double(splitMinimumWork) else { return 1 }
         if transA { return k >= 256 * threads ? threads : 1 }
-        return beta == 0 && m >= 64 * threads ? threads : 1
+        return beta == 0 && m >= 256 * threads ? threads : 1
     }
 
     /// Runs `parts` GEMMs with OpenBLAS held to one thread: row blocks of C for a plain product,
