@@ -56,6 +56,9 @@ final class GEMMSplitTests: XCTestCase {
         XCTAssertEqual(BLAS.splitParts(transA: false, m: 4160, n: 384, k: 128, beta: 1), 1)
         XCTAssertEqual(BLAS.splitParts(transA: true, m: 4096, n: 4096, k: 64, beta: 0), 1)
         XCTAssertEqual(BLAS.splitParts(transA: false, m: 64, n: 64, k: 64, beta: 0), 1)
+        // Wide or large outputs: OpenBLAS's own threads share the packed panels.
+        XCTAssertEqual(BLAS.splitParts(transA: false, m: 512, n: 512, k: 512, beta: 0), 1)
+        XCTAssertEqual(BLAS.splitParts(transA: true, m: 1024, n: 1024, k: 1024, beta: 0), 1)
         Parallel.setThreads(1)
         XCTAssertEqual(BLAS.splitParts(transA: true, m: 384, n: 128, k: 4160, beta: 0), 1)
     }

@@ -132,17 +132,26 @@ def main():
               "shapes are the weight gradients (A transposed, K = 2,048: 232–275 GFLOP/s against 276–305). "
               "OpenBLAS also zeroes C in a pass of its own before every β = 0 product (`sgemm_beta`: 1.8% of "
               "the block in a two-thread profile, 3–4.5% of the tiny models' training steps, whose GEMMs have "
-              "K = 128). Tried and measured as no faster: splitting each GEMM over our own threads with "
-              "single-threaded OpenBLAS (row halves; 33.7 ms in the C harness, the same in the block), and our "
-              "8×32 AVX-512 micro-kernel with B packed (3–8% faster than OpenBLAS at K = 128, 2–5% slower at "
-              "K = 256, one thread). Earlier fix: the exact GELU was 15% of the block's time in the SIMD8 Swift "
+              "K = 128). `BLAS.sgemm` now splits two kinds of product over our own threads, each part one "
+              "single-threaded OpenBLAS call (`UNILIP_GEMM_SPLIT=0` turns it off): β = 0 products by rows (each "
+              "thread zeroes only its own rows) and weight gradients by k (the second half into a scratch block "
+              "added to C). In `Tools/bench/gemm_split.c` (best of 40, two threads) this block's 12 GEMMs went "
+              "36.9 → 36.1 ms with every product split; the weight gradients gained most (768×256×2,048: 228 → "
+              "274 GFLOP/s), while products accumulating onto a bias lost up to 12%, so those stay whole. Tried "
+              "and measured as no faster: our 8×32 AVX-512 micro-kernel with B packed (3–8% faster than OpenBLAS "
+              "at K = 128, 2–5% slower at K = 256, one thread). Earlier fix: the exact GELU was 15% of the block's time in the SIMD8 Swift "
               "loops; an AVX-512 kernel pair (forward, and a backward that computes e^(−x²/2) once for both "
               "erf and the density) brought it to 3% and the block from 0.69× to about 0.9×.",
               "- Why two threads gain little on the tiny models' training steps (CLIP stage: 2.81 it/s on one "
               "thread, 3.78 on two): element-wise passes over activations of a few MB are bound by memory "
               "bandwidth on this machine (a + b over 532,480 floats: 185 µs on one thread, 155 µs on two), "
               "and with OpenBLAS held to one thread our own kernel threads alone bought nothing (2.74 it/s). "
-              "Fewer passes (fused ops), not more threads, is what would speed these steps up.",
+              "Fewer passes (fused ops), not more threads, is what would speed these steps up. Found since: "
+              "broadcasting arithmetic (a bias, a layer scale, a per-row value) called a closure per element; "
+              "as SIMD rows the tiny encoder's forward went 54.7 → 46 ms. The tiny layers' GEMMs (4,160 rows, "
+              "K = 128) are also where the split above pays most: 18.1 → 16.2 ms for one layer's 12 products "
+              "in the C harness, the weight gradients 153–226 → 212–262 GFLOP/s. The training section below has "
+              "the steps.",
               "- (b) conv, where the two-thread time went (per-phase timers, one step, before the changes "
               "above): forward, input gradient and weight gradient each 19 ms at one thread and 11.3–11.9 ms at "
               "two. The tap kernels scaled 1.8×; the memory-bound passes (padding, the full-size wide-row copy "
@@ -158,7 +167,7 @@ def main():
               "- Knobs: `OPENBLAS_CORETYPE` and `OPENBLAS_THREAD_TIMEOUT` (set by us when unset), "
               "`UNILIP_POOL_BYTES` (buffer reuse), `UNILIP_ATTENTION_BACKEND=blas|simd`, `UNILIP_AVX512=0`, "
               "`UNILIP_CONV_SHIFTED=0|1` (force im2col or the padded-tap path), `UNILIP_CONV_OWN=0` (OpenBLAS "
-              "for the padded-tap path)."]
+              "for the padded-tap path), `UNILIP_GEMM_SPLIT=0` (every GEMM as one OpenBLAS call)."]
     out = os.path.join(ROOT, "docs", "PERFORMANCE.md")
     # Sections other commands write (<!-- BEGIN name --> … <!-- END name -->) survive a rerun.
     kept = []

@@ -49,16 +49,19 @@ public enum BLAS {
     static let splitMinimumWork = 1 << 22
 
     /// How many independent single-threaded GEMMs to run at once, or 1 for one OpenBLAS call.
-    /// Measured on 2 cores (docs/PERFORMANCE.md): OpenBLAS's own threads lose most on products
-    /// that write C from scratch (beta = 0: it zeroes C in a pass of its own before the threads
-    /// start) and on weight gradients (A transposed, long k), which OpenBLAS splits over m or n
-    /// so both threads pack the same long panels. Rows split the first kind, k the second.
-    /// Products that accumulate onto C (a linear layer's bias) run as fast either way.
+    /// Measured on 2 cores (docs/PERFORMANCE.md, "GEMM split"): on two threads OpenBLAS loses
+    /// most on products that write C from scratch (beta = 0 ran 10–25% slower than the same
+    /// product accumulating onto C, the difference being `sgemm_beta`'s pass that zeroes C) and
+    /// on weight gradients (A transposed, long k), where both of its threads pack the same long
+    /// panels. Rows split the first kind, k the second. Only narrow outputs split by rows (n ≤ 256:
+    /// a square 512³ product ran 30% slower split, each thread packing all of B) and only small
+    /// ones by k (m·n ≤ 2¹⁸, so the scratch block's extra pass stays small). Products that
+    /// accumulate onto C (a linear layer's bias) gained nothing from a split and stay whole.
     static func splitParts(transA: Bool, m: Int, n: Int, k: Int, beta: Float) -> Int {
         let threads = Parallel.threads
         guard splitEnabled, threads > 1, Double(m) * Double(n) * Double(k) >= Double(splitMinimumWork) else { return 1 }
-        if transA { return k >= 256 * threads ? threads : 1 }
-        return beta == 0 && m >= 256 * threads ? threads : 1
+        if transA { return k >= 256 * threads && m * n <= 1 << 18 ? threads : 1 }
+        return beta == 0 && m >= 256 * threads && n <= 256 ? threads : 1
     }
 
     /// Runs `parts` GEMMs with OpenBLAS held to one thread: row blocks of C for a plain product,
