@@ -12,6 +12,16 @@ final class ChatModelTests: XCTestCase {
         try BPETrainer.train(texts: InternVLTinyRecipe.tokenizerCorpus(world: ShapesWorld(seed: 0), scenes: 30), vocabSize: 300)
     }
 
+    /// A template on a small trained vocabulary and a tiny chat model (one vision layer).
+    func chatModel(llmLayers: Int, seed: UInt64) throws -> (ChatTemplate, InternVLChatModel) {
+        let template = try ChatTemplate(tokenizer: try tokenizer())
+        var rng = RandomGenerator(seed: seed)
+        var config = InternVLChatConfig.tiny(vocabSize: template.tokenizer.vocabSize)
+        config.llmConfig.numHiddenLayers = llmLayers
+        config.visionConfig.numHiddenLayers = 1
+        return (template, InternVLChatModel(config, rng: &rng))
+    }
+
     func testTemplateMasksEverythingButTheAnswer() throws {
         let t = try ChatTemplate(tokenizer: try tokenizer())
         let (ids, labels) = t.example(question: "What color is the circle?", answer: "red", imageTokens: 4)
@@ -51,13 +61,8 @@ final class ChatModelTests: XCTestCase {
     /// The loss computes logits only at labelled positions; it must equal cross entropy over
     /// every position's logits (unlabelled ones ignored), gradients included.
     func testLossOnLabelledRowsEqualsFullLogitsLoss() throws {
-        let tok = try tokenizer()
-        let template = try ChatTemplate(tokenizer: tok)
-        var rng = RandomGenerator(seed: 3)
-        var config = InternVLChatConfig.tiny(vocabSize: tok.vocabSize)
-        config.llmConfig.numHiddenLayers = 1
-        config.visionConfig.numHiddenLayers = 1
-        let model = InternVLChatModel(config, rng: &rng)
+        let (template, model) = try chatModel(llmLayers: 1, seed: 3)
+        let config = model.config
         let data = UnderstandingData(world: ShapesWorld(seed: 0), split: .train)
         let examples = (0..<3).map { data.example($0) }
         let batch = TokenBatch(examples.map { template.example(question: $0.question, answer: $0.answer, imageTokens: 16) },
@@ -88,13 +93,7 @@ final class ChatModelTests: XCTestCase {
     }
 
     func testMLLMLossFallsOnAFixedBatch() throws {
-        let tok = try tokenizer()
-        let template = try ChatTemplate(tokenizer: tok)
-        var rng = RandomGenerator(seed: 2)
-        var config = InternVLChatConfig.tiny(vocabSize: tok.vocabSize)
-        config.llmConfig.numHiddenLayers = 2
-        config.visionConfig.numHiddenLayers = 1
-        let model = InternVLChatModel(config, rng: &rng)
+        let (template, model) = try chatModel(llmLayers: 2, seed: 2)
         model.vision.freeze()
         let data = UnderstandingData(world: ShapesWorld(seed: 0), split: .train)
         let examples = (0..<8).map { data.example($0) }
