@@ -50,7 +50,7 @@ public enum BLAS {
 
     /// How many independent single-threaded GEMMs to run at once, or 1 for one OpenBLAS call.
     /// Measured on 2 cores (docs/PERFORMANCE.md, "GEMM split"): on two threads OpenBLAS loses
-    /// most on products that write C from scratch (beta = 0 ran 10–25% slower than the same
+    /// most on products that write C from scratch (beta = 0 ran 4–30% slower than the same
     /// product accumulating onto C, the difference being `sgemm_beta`'s pass that zeroes C) and
     /// on weight gradients (A transposed, long k), where both of its threads pack the same long
     /// panels. Rows split the first kind, k the second. Only narrow outputs split by rows (n ≤ 256:
