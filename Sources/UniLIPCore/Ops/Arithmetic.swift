@@ -40,19 +40,19 @@ extension Tensor {
     }
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        let out = Kernels.binary(.add, a, b)
+        let out = Kernels.broadcast(.add, a, b)
         let sa = a.shape, sb = b.shape
         return out.recording("add", [a, b]) { g in [g.sumTo(sa), g.sumTo(sb)] }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        let out = Kernels.binary(.sub, a, b)
+        let out = Kernels.broadcast(.sub, a, b)
         let sa = a.shape, sb = b.shape
         return out.recording("sub", [a, b]) { g in [g.sumTo(sa), (-g).sumTo(sb)] }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        let out = Kernels.binary(.mul, a, b)
+        let out = Kernels.broadcast(.mul, a, b)
         let da = a.detached(), db = b.detached()
         return out.recording("mul", [a, b]) { g in
             [a.requiresGrad ? (g * db).sumTo(da.shape) : nil,
@@ -61,7 +61,7 @@ extension Tensor {
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        let out = Kernels.binary(.div, a, b)
+        let out = Kernels.broadcast(.div, a, b)
         let da = a.detached(), db = b.detached(), dout = out.detached()
         return out.recording("div", [a, b]) { g in
             [a.requiresGrad ? (g / db).sumTo(da.shape) : nil,

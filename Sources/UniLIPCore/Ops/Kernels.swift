@@ -53,12 +53,12 @@ public enum Kernels {
     /// Broadcasting binary op over the broadcast shape. Rows whose operands are contiguous or
     /// one repeated value (a bias, a layer scale, a per-row statistic) run 8 lanes at a time.
     public static func broadcast(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
-        if a.shape == b.shape { return sameShape(op, a, b) }
-        let shape = Shape.broadcast(a.shape, b.shape)
+        let shape = a.shape == b.shape ? a.shape : Shape.broadcast(a.shape, b.shape)
         let out = Tensor(uninitialized: shape)
         let pa = a.pointer, pb = b.pointer, po = out.pointer
-        if (a.count == 1 && shape == b.shape) || (b.count == 1 && shape == a.shape) {
-            let sa = a.count == 1 ? 0 : 1, sb = b.count == 1 ? 0 : 1
+        // Same shapes, or one side a single value: one flat pass split over the threads.
+        if (shape == a.shape && (shape == b.shape || b.count == 1)) || (shape == b.shape && a.count == 1) {
+            let sa = a.count == out.count ? 1 : 0, sb = b.count == out.count ? 1 : 0
             Parallel.forRange(out.count, grain: grain) { r in
                 let i = r.lowerBound
                 row(op, pa + i * sa, sa, pb + i * sb, sb, po + i, r.count)
@@ -129,22 +129,3 @@ public enum Kernels {
 
 /// The four arithmetic ops, for SIMD loops that a closure argument would keep from vectorising.
 public enum BinaryOp: Sendable { case add, sub, mul, div }
-
-extension Kernels {
-    /// out = a ∘ b element-wise on same-shape operands, 8 lanes at a time.
-    public static func sameShape(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
-        let out = Tensor(uninitialized: a.shape)
-        let pa = a.pointer, pb = b.pointer, po = out.pointer
-        Parallel.forRange(a.count, grain: grain) { r in
-            let i = r.lowerBound
-            row(op, pa + i, 1, pb + i, 1, po + i, r.count)
-        }
-        return out
-    }
-
-    /// Same-shape operands take the flat SIMD loop; others the broadcast walk.
-    @inline(__always)
-    static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
-        broadcast(op, a, b)
-    }
-}

@@ -100,10 +100,7 @@ public enum BLAS {
         }
         for p in 1..<parts {
             let part = s + (p - 1) * m * n
-            for i in 0..<m {
-                let row = c + i * ldc, add = part + i * n
-                for j in 0..<n { row[j] += add[j] }
-            }
+            for i in 0..<m { SIMDLoops.axpy(1, part + i * n, c + i * ldc, n) }
         }
     }
 }
