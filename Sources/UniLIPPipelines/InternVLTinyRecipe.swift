@@ -69,14 +69,7 @@ public struct InternVLTinyRecipe {
             try AtomicFile.write(try tokenizer.jsonData(), to: tokenizerPath)
         }
         let template = try ChatTemplate(tokenizer: tokenizer)
-        let config = InternVLChatConfig.tiny(vocabSize: tokenizer.vocabSize)
-        var rng = RandomGenerator(seed: seed)
-        let model = InternVLChatModel(config, rng: &rng)
-        var text = textTower
-        text.vocabSize = tokenizer.vocabSize
-        let clipModel = CLIPPretrainModel(vision: model.vision, text: CLIPTextTower(text, rng: &rng),
-                                          patchClasses: clipPatchLabels ? PatchLabels.classes : [],
-                                          rng: &rng)
+        let (model, clipModel) = models(vocabSize: tokenizer.vocabSize)
 
         log("stage (a): CLIP pretraining\(clipPatchLabels ? " with patch labels" : ""), \(clip.steps) steps of \(clip.batchSize)")
         let clipRun = try RunDirectory((runDir as NSString).appendingPathComponent("clip"))
@@ -98,6 +91,18 @@ public struct InternVLTinyRecipe {
         try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
         try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clipModel, to: output)
         log("wrote \(output)")
+    }
+
+    /// The freshly initialised models (seeded): the chat model, and the CLIP pretraining model
+    /// that shares its encoder and adds the text tower and, with `clipPatchLabels`, the patch head.
+    public func models(vocabSize: Int) -> (chat: InternVLChatModel, clip: CLIPPretrainModel) {
+        var rng = RandomGenerator(seed: seed)
+        let model = InternVLChatModel(.tiny(vocabSize: vocabSize), rng: &rng)
+        var text = textTower
+        text.vocabSize = vocabSize
+        let clip = CLIPPretrainModel(vision: model.vision, text: CLIPTextTower(text, rng: &rng),
+                                     patchClasses: clipPatchLabels ? PatchLabels.classes : [], rng: &rng)
+        return (model, clip)
     }
 
     /// Writes the model folder: F16 weights, config.json, tokenizer.json, the text tower.

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 
 
-def median_ms(fn, repeats):
+def median_ms(fn, repeats, stat="median"):
+    """Milliseconds of `fn` after one warm-up run: the median of `repeats` runs, or the fastest
+    with stat="min" (steadier on a busy machine, like UNILIP_BENCH_STAT=min)."""
     fn()
     times = []
     for _ in range(repeats):
@@ -25,7 +27,7 @@ def median_ms(fn, repeats):
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
-    return times[len(times) // 2]
+    return times[0] if stat == "min" else times[len(times) // 2]
 
 
 class ViTBlock(torch.nn.Module):

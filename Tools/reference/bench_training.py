@@ -11,13 +11,13 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import internvit_reference as ref  # noqa: E402
+from bench_core import median_ms  # noqa: E402
 
 
 def sdpa_forward(self, x):
@@ -26,17 +26,6 @@ def sdpa_forward(self, x):
     q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
     out = F.scaled_dot_product_attention(q, k, v)
     return self.proj(out.transpose(1, 2).reshape(b, n, c))
-
-
-def timed(fn, repeats, stat):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    return times[0] if stat == "min" else times[len(times) // 2]
 
 
 def main():
@@ -63,8 +52,8 @@ def main():
         model(pixels).sum().backward()
 
     results = {
-        "encoder forward": timed(forward, args.repeats, args.stat),
-        "encoder fwd+bwd": timed(forward_backward, args.repeats, args.stat),
+        "encoder forward": median_ms(forward, args.repeats, args.stat),
+        "encoder fwd+bwd": median_ms(forward_backward, args.repeats, args.stat),
     }
     for name, ms in results.items():
         print(f"{name}: {ms:.2f} ms")

@@ -39,15 +39,7 @@ struct BenchCore: ParsableCommand {
             results.append(r)
             print(r.line)
         }
-        if let json {
-            let object: [String: Any] = [
-                "threads": Parallel.threads,
-                "blas_core": BLASCore.coreName,
-                "results": results.map { ["name": $0.name, "value": $0.value, "unit": $0.unit] },
-            ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            try AtomicFile.write(data, to: json)
-        }
+        if let json { try BenchResult.writeJSON(results, to: json) }
     }
 }
 
@@ -56,6 +48,18 @@ struct BenchResult {
     let value: Double
     let unit: String
     var line: String { "\(name): \(String(format: "%.2f", value)) \(unit)" }
+
+    /// Writes results with the thread count and OpenBLAS kernel family, atomically (the layout
+    /// Tools/reference/performance.py reads).
+    static func writeJSON(_ results: [BenchResult], to path: String) throws {
+        let object: [String: Any] = [
+            "threads": Parallel.threads,
+            "blas_core": BLASCore.coreName,
+            "results": results.map { ["name": $0.name, "value": $0.value, "unit": $0.unit] },
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(data, to: path)
+    }
 }
 
 /// Median wall time in milliseconds of `body` over `repeats` runs, after one warm-up run.

@@ -29,12 +29,7 @@ struct BenchTraining: ParsableCommand {
         let template = try ChatTemplate(tokenizer: tokenizer)
         let world = ShapesWorld(seed: recipe.seed)
         let data = UnderstandingData(world: world, split: .train)
-        var rng = RandomGenerator(seed: recipe.seed)
-        let model = InternVLChatModel(.tiny(vocabSize: tokenizer.vocabSize), rng: &rng)
-        var text = recipe.textTower
-        text.vocabSize = tokenizer.vocabSize
-        let clip = CLIPPretrainModel(vision: model.vision, text: CLIPTextTower(text, rng: &rng),
-                                     patchClasses: PatchLabels.classes, rng: &rng)
+        let (model, clip) = recipe.models(vocabSize: tokenizer.vocabSize)
         print("threads: \(Parallel.threads), OpenBLAS kernels: \(BLASCore.coreName), batch \(recipe.clip.batchSize)")
 
         var results: [BenchResult] = []
@@ -48,7 +43,8 @@ struct BenchTraining: ParsableCommand {
         record("clip batch", Self.milliseconds {
             clipData = (0..<steps).map {
                 UnderstandingTraining.clipBatch(step: $0, size: recipe.clip.batchSize, data: data, tokenizer: tokenizer,
-                                                model: clip, shapeNegatives: false, patchLabels: true)
+                                                model: clip, shapeNegatives: recipe.clipShapeNegatives,
+                                                patchLabels: recipe.clipPatchLabels)
             }
         } / Double(steps))
         // The encoder alone (the tiny InternViT on a batch of 64), as Tools/reference/bench_training.py times it.
@@ -92,14 +88,7 @@ struct BenchTraining: ParsableCommand {
         }
         print(String(format: "recipe compute (steps × (step + batch), no checkpoints or tokenizer): %.1f min", total))
         record("recipe minutes", total, unit: "min")
-        if let json {
-            let object: [String: Any] = [
-                "threads": Parallel.threads, "blas_core": BLASCore.coreName,
-                "results": results.map { ["name": $0.name, "value": $0.value, "unit": $0.unit] },
-            ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            try AtomicFile.write(data, to: json)
-        }
+        if let json { try BenchResult.writeJSON(results, to: json) }
     }
 
     static func milliseconds(_ body: () -> Void) -> Double {
