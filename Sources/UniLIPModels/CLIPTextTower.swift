@@ -62,11 +62,16 @@ public final class CLIPTextTower: Module {
         precondition(length <= config.maxLength, "caption of \(length) tokens exceeds \(config.maxLength)")
         var x = tokenEmbedding(ids, shape: [batch, length])
             + positionEmbedding.sliced(axis: 0, start: 0, end: length)
+        // Norms, projections and MLPs run on the real tokens only; padded rows come back as zeros.
+        let packing = TokenPacking(mask: mask)
+        let packed = packing.isDense ? nil : packing
+        if let packed { x = x.packedTokens(packed) }
         for case let block as TransformerBlock in layers.namedChildren.map(\.1) {
-            let h = x + block.attn(block.norm1(x), mask: nil, keyPadding: mask)
+            let h = x + block.attn(block.norm1(x), mask: nil, keyPadding: mask, packing: packed)
             x = h + block.mlp(block.norm2(h))
         }
         x = finalNorm(x)
+        if let packed { x = x.unpackedTokens(packed) }
         let m = mask.reshaped([batch, length, 1])
         let pooled = (x * m).sum(axis: 1) / m.sum(axis: 1)
         return projection(pooled)

@@ -139,7 +139,7 @@ public final class InternVLChatModel: Module {
     public func loss(pixels: Tensor, ids: [Int], labels: [Int], batch: Int, mask: Tensor, contextID: Int) -> Tensor {
         let length = ids.count / batch
         let embeddings = inputEmbeddings(ids: ids, batch: batch, imageTokens: imageTokens(pixels), contextID: contextID)
-        let hidden = language.model(embeddings: embeddings, keyPadding: mask).lastHiddenState
+        let hidden = language.model(embeddings: embeddings, keyPadding: mask, packPadding: true).lastHiddenState
         var targets = [Int](repeating: -100, count: batch * length)
         for r in 0..<batch {
             for p in 0..<(length - 1) { targets[r * length + p] = labels[r * length + p + 1] }

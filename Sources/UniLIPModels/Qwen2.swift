@@ -35,6 +35,7 @@ public final class Qwen2Attention: Module {
     /// cached ones and attention runs over all of them.
     func callAsFunction(_ x: Tensor, rope: (cos: Tensor, sin: Tensor), context: Qwen2AttentionContext,
                         cache: KVCache?, layer: Int) -> Tensor {
+        if let packing = context.packing { return packed(x, packing: packing, rope: rope, context: context) }
         let b = x.shape[0], l = x.shape[1]
         // [B, L, H·Dh] → [B, H, L, Dh]
         func split(_ t: Tensor, _ n: Int) -> Tensor { t.reshaped([b, l, n, headDim]).transposed(1, 2) }
@@ -49,6 +50,19 @@ public final class Qwen2Attention: Module {
                                                    scale: 1 / Float(headDim).squareRoot())
         return oProj(out.transposed(1, 2).reshaped([b, l, heads * headDim]))
     }
+
+    /// x: the real tokens [T, D] → [T, D]. Projections run on the T rows; attention on the
+    /// padded [B, H, L, Dh] layout, whose padded slots are zero and masked as keys.
+    private func packed(_ x: Tensor, packing: TokenPacking, rope: (cos: Tensor, sin: Tensor),
+                        context: Qwen2AttentionContext) -> Tensor {
+        let q = qProj(x).unpackedHeads(packing, heads: heads).applyingRotary(cos: rope.cos, sin: rope.sin)
+        let k = kProj(x).unpackedHeads(packing, heads: kvHeads).applyingRotary(cos: rope.cos, sin: rope.sin)
+        let v = vProj(x).unpackedHeads(packing, heads: kvHeads)
+        let out = Tensor.scaledDotProductAttention(q: q, k: k, v: v, mask: context.mask, causal: context.causal,
+                                                   keyPadding: context.keyPadding,
+                                                   scale: 1 / Float(headDim).squareRoot())
+        return oProj(out.packedHeads(packing))
+    }
 }
 
 /// Masking shared by every layer of one forward pass.
@@ -56,6 +70,8 @@ struct Qwen2AttentionContext {
     var causal: Bool
     var keyPadding: Tensor?
     var mask: Tensor?
+    /// Set when the hidden states are the real tokens only, [T, D].
+    var packing: TokenPacking?
 }
 
 /// SwiGLU feed-forward: down(silu(gate(x)) ⊙ up(x)).
@@ -164,9 +180,10 @@ public final class Qwen2Model: Module {
     /// `callAsFunction(embeddings:…)` for the other arguments.
     public func callAsFunction(ids: [Int], batch: Int = 1, positions: [Int]? = nil, keyPadding: Tensor? = nil,
                                causal: Bool = true, mask: Tensor? = nil, layers range: Range<Int>? = nil,
-                               cache: KVCache? = nil, outputHiddenStates: Bool = false) -> Qwen2ModelOutput {
+                               cache: KVCache? = nil, outputHiddenStates: Bool = false,
+                               packPadding: Bool = false) -> Qwen2ModelOutput {
         self(embeddings: embed(ids, batch: batch), positions: positions, keyPadding: keyPadding, causal: causal,
-             mask: mask, layers: range, cache: cache, outputHiddenStates: outputHiddenStates)
+             mask: mask, layers: range, cache: cache, outputHiddenStates: outputHiddenStates, packPadding: packPadding)
     }
 
     /// Runs the stack on input embeddings [B, L, D] (some rows may be image features).
@@ -179,9 +196,13 @@ public final class Qwen2Model: Module {
     /// - mask: optional additive mask broadcastable to [B, H, L, Lk].
     /// - layers: a sub-range of the layers to run (the final norm is applied either way).
     /// - cache: keys and values of earlier tokens; updated in place.
+    /// - packPadding: with `keyPadding` (and no cache or hidden-state list), projections, norms
+    ///   and MLPs run on the real tokens only; real positions get the same values and padded
+    ///   positions of `lastHiddenState` are zero. For training, where padding is waste.
     public func callAsFunction(embeddings x: Tensor, positions: [Int]? = nil, keyPadding: Tensor? = nil,
                                causal: Bool = true, mask: Tensor? = nil, layers range: Range<Int>? = nil,
-                               cache: KVCache? = nil, outputHiddenStates: Bool = false) -> Qwen2ModelOutput {
+                               cache: KVCache? = nil, outputHiddenStates: Bool = false,
+                               packPadding: Bool = false) -> Qwen2ModelOutput {
         precondition(x.rank == 3 && x.shape[2] == config.hiddenSize,
                      "Qwen2Model: embeddings must be [B, L, \(config.hiddenSize)], got \(x.shape)")
         let b = x.shape[0], l = x.shape[1]
@@ -211,6 +232,15 @@ public final class Qwen2Model: Module {
         if let cache {
             context.keyPadding = cache.appendPadding(keyPadding, batch: b, newTokens: l)
             cache.advance(positions: pos, batch: b, newTokens: l)
+        }
+        if packPadding, let keyPadding, cache == nil, !outputHiddenStates {
+            let packing = TokenPacking(mask: keyPadding)
+            if !packing.isDense {
+                context.packing = packing
+                var h = x.packedTokens(packing)
+                for i in run { h = layers[i](h, rope: rope, context: context, cache: nil, layer: i) }
+                return Qwen2ModelOutput(lastHiddenState: norm(h).unpackedTokens(packing), hiddenStates: [])
+            }
         }
         var h = x
         var states: [Tensor] = outputHiddenStates ? [x] : []
@@ -293,7 +323,7 @@ public final class Qwen2ForCausalLM: Module {
     /// t + 1; targets at padded positions (keyPadding 0) are ignored.
     public func languageModelingLoss(ids: [Int], batch: Int, keyPadding: Tensor? = nil) -> Tensor {
         let l = ids.count / batch
-        let (logits, _) = self(ids: ids, batch: batch, keyPadding: keyPadding)
+        let logits = logits(model(ids: ids, batch: batch, keyPadding: keyPadding, packPadding: true).lastHiddenState)
         var targets = [Int](repeating: -100, count: batch * l)
         for r in 0..<batch {
             for t in 0..<(l - 1) {

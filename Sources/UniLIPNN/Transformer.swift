@@ -21,8 +21,20 @@ public final class SelfAttention: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor { self(x, mask: nil) }
 
     /// `mask` is added to the attention logits (broadcast to [B, H, N, N]); `keyPadding` is
-    /// [B, N] with 1 for kept and 0 for padded tokens.
-    public func callAsFunction(_ x: Tensor, mask: Tensor?, causal: Bool = false, keyPadding: Tensor? = nil) -> Tensor {
+    /// [B, N] with 1 for kept and 0 for padded tokens. With `packing` (of `keyPadding`), x and the
+    /// result hold the real tokens only, [T, C]; attention runs on the padded layout.
+    public func callAsFunction(_ x: Tensor, mask: Tensor?, causal: Bool = false, keyPadding: Tensor? = nil,
+                               packing: TokenPacking? = nil) -> Tensor {
+        if let packing {
+            precondition(x.rank == 2, "SelfAttention: packed input must be [T, C], got \(x.shape)")
+            let d = x.shape[1] / heads
+            let all = qkv(x).unpackedHeads(packing, heads: 3 * heads)  // [B, 3H, N, D]
+            func part(_ i: Int) -> Tensor { all.sliced(axis: 1, start: i * heads, end: (i + 1) * heads) }
+            let out = Tensor.scaledDotProductAttention(q: part(0), k: part(1), v: part(2), mask: mask,
+                                                       causal: causal, keyPadding: keyPadding,
+                                                       scale: 1 / Float(d).squareRoot())
+            return proj(out.packedHeads(packing))
+        }
         precondition(x.rank == 3, "SelfAttention: input must be [B, N, C], got \(x.shape)")
         let b = x.shape[0], n = x.shape[1], c = x.shape[2]
         let d = c / heads

@@ -108,6 +108,12 @@ final class Qwen2Tests: XCTestCase {
         let first = withNoGrad { lm.model(ids: ints(fx["case.pad.ids"]), batch: 3, keyPadding: mask, layers: 0..<1) }
         let expected = withNoGrad { lm.model.norm(fx["case.pad.state1"]) }
         XCTAssertLessThanOrEqual(maxError(first.lastHiddenState, expected), 1e-4)
+        // Packed (real tokens only): the same states at real positions, zeros at padding.
+        let packed = withNoGrad { lm.model(ids: ints(fx["case.pad.ids"]), batch: 3, keyPadding: mask, packPadding: true) }
+        XCTAssertLessThan(mask.sum().item, Float(mask.count), "the case has padding")
+        XCTAssertLessThanOrEqual(maxError(packed.lastHiddenState, fx["case.pad.hidden"], mask: mask), 1e-4)
+        let d = packed.lastHiddenState.shape[2]
+        XCTAssertTrue((0..<packed.lastHiddenState.count).allSatisfy { mask.pointer[$0 / d] != 0 || packed.lastHiddenState.pointer[$0] == 0 })
     }
 
     func testLeftPaddingWithMaskPositionsMatchesTransformers() throws {
@@ -120,6 +126,10 @@ final class Qwen2Tests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(maxError(hidden, fx["case.left.hidden"], mask: mask), 1e-4)
         XCTAssertLessThanOrEqual(maxError(logits, fx["case.left.logits"], mask: mask), 1e-4)
+        let packed = withNoGrad {
+            lm.model(ids: ints(fx["case.left.ids"]), batch: 2, positions: positions, keyPadding: mask, packPadding: true)
+        }
+        XCTAssertLessThanOrEqual(maxError(packed.lastHiddenState, fx["case.left.hidden"], mask: mask), 1e-4)
     }
 
     func testInputEmbeddingsMatchTransformers() throws {
@@ -141,6 +151,7 @@ final class Qwen2Tests: XCTestCase {
     }
 
     func testLossGradientsMatchTransformers() throws {
+        // The loss runs on the real tokens only (packed); transformers' runs on the padded batch.
         let (lm, fx) = try loadedModel()
         let loss = lm.languageModelingLoss(ids: ints(fx["case.pad.ids"]), batch: 3, keyPadding: fx["case.pad.mask"])
         XCTAssertEqual(loss.item, fx["case.grad.loss"].item, accuracy: 1e-4)
