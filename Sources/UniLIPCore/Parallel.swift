@@ -60,4 +60,15 @@ public enum Parallel {
             }
         }
     }
+
+    /// `body(i)` for i in 0..<count, split over the threads like `forRange`; results in order.
+    /// For independent items of comparable cost (rendering a batch of scenes).
+    public static func map<T>(_ count: Int, _ body: (Int) -> T) -> [T] {
+        guard count > 1, threads > 1 else { return (0..<count).map(body) }
+        return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            guard let base = buffer.baseAddress else { return }
+            forRange(count) { r in for i in r { (base + i).initialize(to: body(i)) } }
+            initialized = count
+        }
+    }
 }

@@ -103,6 +103,7 @@ public struct UnderstandingData {
 
     /// Images as one normalised batch [B, 3, H, W] (ImageNet mean and std).
     public static func pixels(_ images: [Image]) -> Tensor {
-        Tensor.concat(images.map { $0.rgb().tensor(mean: Image.imagenetMean, std: Image.imagenetStd) }, axis: 0)
+        Tensor.concat(Parallel.map(images.count) { images[$0].rgb().tensor(mean: Image.imagenetMean, std: Image.imagenetStd) },
+                      axis: 0)
     }
 }

@@ -50,17 +50,18 @@ public enum UnderstandingTraining {
         let indices = (0..<size).map { step * size + $0 }
         let images: [Image], texts: [String]
         if shapeNegatives {
-            let triples = indices.map { data.captionWithShapeNegative($0) }
+            let triples = Parallel.map(size) { data.captionWithShapeNegative(indices[$0]) }
             images = triples.map(\.image)
             texts = triples.map(\.caption) + triples.map(\.negative)
         } else {
-            let pairs = indices.map { data.caption($0) }
+            let pairs = Parallel.map(size) { data.caption(indices[$0]) }
             images = pairs.map(\.image)
             texts = pairs.map(\.caption)
         }
         let pad = tokenizer.id(of: "<|endoftext|>") ?? 0
         let tokens = captionBatch(texts, tokenizer: tokenizer, maxLength: model.text.config.maxLength, pad: pad)
-        let targets = patchLabels ? indices.map { data.patchLabels($0, patch: model.vision.config.patchSize) } : nil
+        let patch = model.vision.config.patchSize
+        let targets = patchLabels ? Parallel.map(size) { data.patchLabels(indices[$0], patch: patch) } : nil
         return CLIPBatch(pixels: UnderstandingData.pixels(images), tokens: tokens,
                          patchTargets: targets.map { [$0.flatMap(\.shapes), $0.flatMap(\.colors)] })
     }
@@ -110,7 +111,7 @@ public enum UnderstandingTraining {
     /// MLLM batch `step`: examples step·size ..< (step + 1)·size of `data`'s split.
     public static func mllmBatch(step: Int, size: Int, data: UnderstandingData, template: ChatTemplate,
                                  imageTokens: Int) -> MLLMBatch {
-        let examples = (0..<size).map { data.example(step * size + $0) }
+        let examples = Parallel.map(size) { data.example(step * size + $0) }
         let tokens = TokenBatch(examples.map {
             template.example(question: $0.question, answer: $0.answer, imageTokens: imageTokens)
         }, pad: template.pad)
