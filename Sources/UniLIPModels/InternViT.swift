@@ -115,17 +115,9 @@ public final class InternAttention: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.rank == 3, "InternAttention: input must be [B, N, C], got \(x.shape)")
         let b = x.shape[0], n = x.shape[1], c = x.shape[2], hd = c / heads
-        // One GEMM per third of the fused weight lands each of q, k, v in its own tensor, so
-        // only a [B, N, H, hd] → [B, H, N, hd] copy is needed (no split of a packed result).
-        let weight = qkv.weight.decoded()
-        func project(_ i: Int) -> Tensor {
-            let w = weight.sliced(axis: 0, start: i * c, end: (i + 1) * c)
-            var y = x.matmul(w, transposeB: true)
-            if let bias = qkv.bias { y = y + bias.sliced(axis: 0, start: i * c, end: (i + 1) * c) }
-            return y.reshaped([b, n, heads, hd]).transposed(1, 2)
-        }
-        let out = Tensor.scaledDotProductAttention(q: project(0), k: project(1), v: project(2),
-                                                   scale: 1 / Float(hd).squareRoot())
+        // One GEMM (bias included) for q, k and v; attention reads them where they lie.
+        let fused = qkv(x).reshaped([b, n, 3, heads, hd]).permuted([0, 2, 3, 1, 4])
+        let out = Tensor.scaledDotProductAttention(qkv: fused, scale: 1 / Float(hd).squareRoot())
         return proj(out.transposed(1, 2).reshaped([b, n, c]))
     }
 }

@@ -28,23 +28,18 @@ public final class SelfAttention: Module, UnaryLayer {
         if let packing {
             precondition(x.rank == 2, "SelfAttention: packed input must be [T, C], got \(x.shape)")
             let d = x.shape[1] / heads
-            let all = qkv(x).unpackedHeads(packing, heads: 3 * heads)  // [B, 3H, N, D]
-            func part(_ i: Int) -> Tensor { all.sliced(axis: 1, start: i * heads, end: (i + 1) * heads) }
-            let out = Tensor.scaledDotProductAttention(q: part(0), k: part(1), v: part(2), mask: mask,
-                                                       causal: causal, keyPadding: keyPadding,
+            let fused = qkv(x).unpackedHeads(packing, heads: 3 * heads)
+                .reshaped([packing.batch, 3, heads, packing.length, d])
+            let out = Tensor.scaledDotProductAttention(qkv: fused, mask: mask, causal: causal, keyPadding: keyPadding,
                                                        scale: 1 / Float(d).squareRoot())
             return proj(out.packedHeads(packing))
         }
         precondition(x.rank == 3, "SelfAttention: input must be [B, N, C], got \(x.shape)")
         let b = x.shape[0], n = x.shape[1], c = x.shape[2]
         let d = c / heads
-        // [B, N, 3, H, D] → [3, B, H, N, D]
-        let packed = qkv(x).reshaped([b, n, 3, heads, d]).permuted([2, 0, 3, 1, 4])
-        func part(_ i: Int) -> Tensor {
-            packed.sliced(axis: 0, start: i, end: i + 1, step: 1).reshaped([b, heads, n, d])
-        }
-        let out = Tensor.scaledDotProductAttention(q: part(0), k: part(1), v: part(2), mask: mask,
-                                                   causal: causal, keyPadding: keyPadding,
+        // [B, N, 3, H, D] → [B, 3, H, N, D]
+        let fused = qkv(x).reshaped([b, n, 3, heads, d]).permuted([0, 2, 3, 1, 4])
+        let out = Tensor.scaledDotProductAttention(qkv: fused, mask: mask, causal: causal, keyPadding: keyPadding,
                                                    scale: 1 / Float(d).squareRoot())
         return proj(out.transposed(1, 2).reshaped([b, n, c]))
     }

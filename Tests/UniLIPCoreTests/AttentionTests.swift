@@ -30,6 +30,10 @@ final class AttentionTests: XCTestCase {
             f.check("sdpa_blocks", atol: 2e-5) {
                 Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], causal: true, scale: 0.2)
             }
+            f.check("sdpa_qkv", atol: 2e-5) { Tensor.scaledDotProductAttention(qkv: $0[0], mask: $0[1]) }
+            f.check("sdpa_qkv_padding_causal") {
+                Tensor.scaledDotProductAttention(qkv: $0[0], causal: true, keyPadding: $0[1])
+            }
         }
     }
 
@@ -51,6 +55,28 @@ final class AttentionTests: XCTestCase {
                             randn(1, 1, 19, 17, seed: 3)], maxProbes: 24) {
                 Tensor.scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2], causal: true)
             }
+        }
+    }
+
+    func testFusedQKVEqualsSlicedAttention() {
+        let pad = Tensor([1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1], shape: [2, 6])
+        for backend in [Backend.blas, .simd] {
+            Tensor.attentionBackend = backend
+            checkGradients([randn(2, 3, 2, 6, 4), randn(1, 6, 6, seed: 4)]) {
+                Tensor.scaledDotProductAttention(qkv: $0[0], mask: $0[1], causal: true, keyPadding: pad)
+            }
+            let x = randn(2, 3, 2, 67, 8, seed: 5), gy = randn(2, 2, 67, 8, seed: 6)
+            x.requiresGrad = true
+            let fused = Tensor.scaledDotProductAttention(qkv: x, keyPadding: Tensor(repeating: 1, shape: [2, 67]))
+            fused.backward(gy)
+            let fusedGrad = x.grad
+            x.zeroGrad()
+            func part(_ i: Int) -> Tensor { x.sliced(axis: 1, start: i, end: i + 1).squeezed(1) }
+            let sliced = Tensor.scaledDotProductAttention(q: part(0), k: part(1), v: part(2),
+                                                          keyPadding: Tensor(repeating: 1, shape: [2, 67]))
+            sliced.backward(gy)
+            assertClose(fused, sliced, atol: 1e-6, "\(backend) output")
+            if let a = fusedGrad, let b = x.grad { assertClose(a, b, atol: 1e-6, "\(backend) gradient") } else { XCTFail("no gradient") }
         }
     }
 

@@ -250,17 +250,9 @@ extension Tensor {
         precondition(k.shape[3] == d, "attention: key dim \(k.shape[3]) vs query dim \(d)")
         precondition(v.shape[1] == hkv && v.shape[2] == lk, "attention: key \(k.shape) and value \(v.shape) differ")
         precondition(hkv > 0 && h % hkv == 0, "attention: \(h) query heads not a multiple of \(hkv) key heads")
-        if let mask {
-            precondition(mask.rank <= 4, "attention: mask rank \(mask.rank) > 4")
-            precondition(Shape.broadcast(mask.shape, [b, h, lq, lk]) == [b, h, lq, lk],
-                         "attention: mask \(mask.shape) does not broadcast to \([b, h, lq, lk])")
-        }
-        if let keyPadding {
-            precondition(keyPadding.shape == [b, lk], "attention: keyPadding \(keyPadding.shape) must be \([b, lk])")
-        }
         let geo = AttentionGeometry(b: b, h: h, hkv: hkv, lq: lq, lk: lk, d: d, dv: dv,
                                     scale: scale ?? 1 / Float(d).squareRoot(), causal: causal,
-                                    mask: mask?.detached(), keyPadding: keyPadding?.detached())
+                                    mask: mask, keyPadding: keyPadding)
         let out = Tensor(uninitialized: [b, h, lq, dv])
         let lse = Tensor(uninitialized: [b, h, lq])
         geo.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer)
@@ -281,6 +273,40 @@ extension Tensor {
             return grads
         }
     }
+
+    /// Self-attention over a fused projection [B, 3, H, L, D] (q, k, v stacked on axis 1, as
+    /// `qkv(x).reshaped([B, L, 3, H, D]).permuted([0, 2, 3, 1, 4])`); output [B, H, L, D].
+    /// Equal to slicing q, k, v out and calling `scaledDotProductAttention(q:k:v:…)`, without
+    /// the slices' copies or the three full-size gradients they send back.
+    public static func scaledDotProductAttention(qkv: Tensor, mask: Tensor? = nil, causal: Bool = false,
+                                                 keyPadding: Tensor? = nil, scale: Float? = nil) -> Tensor {
+        precondition(qkv.rank == 5 && qkv.shape[1] == 3, "attention: fused qkv must be [B, 3, H, L, D], got \(qkv.shape)")
+        let b = qkv.shape[0], h = qkv.shape[2], l = qkv.shape[3], d = qkv.shape[4]
+        let plane = h * l * d
+        var geo = AttentionGeometry(b: b, h: h, hkv: h, lq: l, lk: l, d: d, dv: d,
+                                    scale: scale ?? 1 / Float(d).squareRoot(), causal: causal,
+                                    mask: mask, keyPadding: keyPadding)
+        (geo.qBatch, geo.kBatch, geo.vBatch) = (3 * plane, 3 * plane, 3 * plane)
+        let out = Tensor(uninitialized: [b, h, l, d])
+        let lse = Tensor(uninitialized: [b, h, l])
+        geo.forward(q: qkv.pointer, k: qkv.pointer + plane, v: qkv.pointer + 2 * plane, out: out.pointer, lse: lse.pointer)
+
+        var inputs = [qkv]
+        if let mask { inputs.append(mask) }
+        let saved = qkv.detached(), dout = out.detached()
+        let needs = inputs.map(\.requiresGrad)
+        return out.recording("scaled_dot_product_attention_qkv", inputs) { g in
+            let gqkv = needs[0] ? Tensor(zeros: saved.shape) : nil
+            let gmask = needs.count > 1 && needs[1] ? Tensor(uninitialized: [b, h, l, l]) : nil
+            let gp = gqkv?.pointer
+            geo.backward(q: saved.pointer, k: saved.pointer + plane, v: saved.pointer + 2 * plane, out: dout.pointer,
+                         lse: lse.pointer, gOut: g.pointer, gq: gp, gk: gp.map { $0 + plane },
+                         gv: gp.map { $0 + 2 * plane }, gMask: gmask?.pointer)
+            var grads: [Tensor?] = [gqkv]
+            if let mask = geo.mask { grads.append(gmask?.sumTo(mask.shape)) }
+            return grads
+        }
+    }
 }
 
 /// Sizes and masking of one attention call, with the blocked forward and backward kernels.
@@ -292,11 +318,26 @@ struct AttentionGeometry {
     let keyPadding: Tensor?
     let maskStrides: [Int]
 
+    /// Floats from one batch row of q, k, v to the next: contiguous [B, H, L, D] tensors by
+    /// default; three times that for a fused [B, 3, H, L, D] projection.
+    var qBatch, kBatch, vBatch: Int
+
+    /// Checks the masks' shapes and keeps detached copies.
     init(b: Int, h: Int, hkv: Int, lq: Int, lk: Int, d: Int, dv: Int, scale: Float, causal: Bool,
          mask: Tensor?, keyPadding: Tensor?) {
+        if let mask {
+            precondition(mask.rank <= 4, "attention: mask rank \(mask.rank) > 4")
+            precondition(Shape.broadcast(mask.shape, [b, h, lq, lk]) == [b, h, lq, lk],
+                         "attention: mask \(mask.shape) does not broadcast to \([b, h, lq, lk])")
+        }
+        if let keyPadding {
+            precondition(keyPadding.shape == [b, lk], "attention: keyPadding \(keyPadding.shape) must be \([b, lk])")
+        }
         self.b = b; self.h = h; self.hkv = hkv; self.lq = lq; self.lk = lk; self.d = d; self.dv = dv
-        self.scale = scale; self.causal = causal; self.mask = mask; self.keyPadding = keyPadding
+        self.scale = scale; self.causal = causal
+        self.mask = mask?.detached(); self.keyPadding = keyPadding?.detached()
         maskStrides = mask.map { Shape.broadcastStrides($0.shape, to: [b, h, lq, lk]) } ?? [0, 0, 0, 0]
+        qBatch = h * lq * d; kBatch = hkv * lk * d; vBatch = hkv * lk * dv
     }
 
     var groups: Int { b * hkv }
@@ -435,11 +476,11 @@ struct AttentionGeometry {
         let ld = self.ld
         forEachGroup(floats: d * ld + blk * ld + blk) { g, blas, scratch in
             let batch = g / hkv, kvh = g % hkv
-            let kh = k + g * lk * d, vh = v + g * lk * dv
+            let kh = k + batch * kBatch + kvh * lk * d, vh = v + batch * vBatch + kvh * lk * dv
             let kt = scratch, s = scratch + d * ld, inv = s + blk * ld
             HeadKernels.transpose(kh, rows: lk, cols: d, kt, ld: ld)
             for head in (kvh * rep)..<((kvh + 1) * rep) {
-                let qh = q + (batch * h + head) * lq * d
+                let qh = q + batch * qBatch + head * lq * d
                 let oh = out + (batch * h + head) * lq * dv
                 let lh = lse + (batch * h + head) * lq
                 var i0 = 0
@@ -480,14 +521,15 @@ struct AttentionGeometry {
         let ld = self.ld
         forEachGroup(floats: d * ld + dv * ld + 2 * blk * ld + blk) { g, blas, scratch in
             let batch = g / hkv, kvh = g % hkv
-            let kh = k + g * lk * d, vh = v + g * lk * dv
+            let kOffset = batch * kBatch + kvh * lk * d, vOffset = batch * vBatch + kvh * lk * dv
+            let kh = k + kOffset, vh = v + vOffset
             let kt = scratch, vt = scratch + d * ld
             let p = vt + dv * ld, dp = p + blk * ld, delta = dp + blk * ld
             HeadKernels.transpose(kh, rows: lk, cols: d, kt, ld: ld)
             HeadKernels.transpose(vh, rows: lk, cols: dv, vt, ld: ld)
             for head in (kvh * rep)..<((kvh + 1) * rep) {
-                let base = batch * h + head
-                let qh = q + base * lq * d, oh = out + base * lq * dv, goh = gOut + base * lq * dv
+                let base = batch * h + head, qOffset = batch * qBatch + head * lq * d
+                let qh = q + qOffset, oh = out + base * lq * dv, goh = gOut + base * lq * dv
                 let lh = lse + base * lq
                 var i0 = 0
                 while i0 < lq {
@@ -508,7 +550,7 @@ struct AttentionGeometry {
                     }
                     if let gv {
                         HeadKernels.mm(blas: blas, transA: true, m: lk, n: dv, k: n, alpha: 1,
-                                       a: p, lda: ld, b: gob, ldb: dv, beta: 1, c: gv + g * lk * dv, ldc: dv)
+                                       a: p, lda: ld, b: gob, ldb: dv, beta: 1, c: gv + vOffset, ldc: dv)
                     }
                     if needScores {
                         HeadKernels.mm(blas: blas, transA: false, m: n, n: lk, k: dv, alpha: 1,
@@ -525,11 +567,11 @@ struct AttentionGeometry {
                         }
                         if let gq {
                             HeadKernels.mm(blas: blas, transA: false, m: n, n: d, k: lk, alpha: scale,
-                                           a: dp, lda: ld, b: kh, ldb: d, beta: 0, c: gq + base * lq * d + i0 * d, ldc: d)
+                                           a: dp, lda: ld, b: kh, ldb: d, beta: 0, c: gq + qOffset + i0 * d, ldc: d)
                         }
                         if let gk {
                             HeadKernels.mm(blas: blas, transA: true, m: lk, n: d, k: n, alpha: scale,
-                                           a: dp, lda: ld, b: qb, ldb: d, beta: 1, c: gk + g * lk * d, ldc: d)
+                                           a: dp, lda: ld, b: qb, ldb: d, beta: 1, c: gk + kOffset, ldc: d)
                         }
                     }
                     i0 += n
