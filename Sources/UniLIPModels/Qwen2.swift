@@ -60,7 +60,7 @@ public final class Qwen2Attention: Module {
         let v = vProj(x).unpackedHeads(packing, heads: kvHeads)
         let out = Tensor.scaledDotProductAttention(q: q, k: k, v: v, mask: context.mask, causal: context.causal,
                                                    keyPadding: context.keyPadding,
-                                                   scale: 1 / Float(headDim).squareRoot())
+                                                   scale: 1 / Float(headDim).squareRoot(), skipPaddedQueries: true)
         return oProj(out.packedHeads(packing))
     }
 }

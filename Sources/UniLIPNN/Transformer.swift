@@ -31,7 +31,7 @@ public final class SelfAttention: Module, UnaryLayer {
             let fused = qkv(x).unpackedHeads(packing, heads: 3 * heads)
                 .reshaped([packing.batch, 3, heads, packing.length, d])
             let out = Tensor.scaledDotProductAttention(qkv: fused, mask: mask, causal: causal, keyPadding: keyPadding,
-                                                       scale: 1 / Float(d).squareRoot())
+                                                       scale: 1 / Float(d).squareRoot(), skipPaddedQueries: true)
             return proj(out.packedHeads(packing))
         }
         precondition(x.rank == 3, "SelfAttention: input must be [B, N, C], got \(x.shape)")

@@ -80,6 +80,46 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    func testSkippingPaddedQueriesKeepsRealRowsAndTheirGradients() {
+        // Row 0 ends in two padded tokens, row 1 has one inside and none at the end; 70 rows
+        // give two query blocks.
+        var keep = [Float](repeating: 1, count: 140)
+        keep[68] = 0; keep[69] = 0; keep[75] = 0
+        let pad = Tensor(keep, shape: [2, 70])
+        let gy = randn(2, 2, 70, 8, seed: 7) * pad.reshaped([2, 1, 70, 1])  // padded rows' gradients dropped
+        for backend in [Backend.blas, .simd] {
+            Tensor.attentionBackend = backend
+            for fused in [false, true] {
+                let x = randn(2, 3, 2, 70, 8, seed: 5)
+                x.requiresGrad = true
+                func run(skip: Bool) -> (Tensor, Tensor?) {
+                    x.zeroGrad()
+                    let y: Tensor
+                    if fused {
+                        y = Tensor.scaledDotProductAttention(qkv: x, causal: true, keyPadding: pad, skipPaddedQueries: skip)
+                    } else {
+                        func part(_ i: Int) -> Tensor { x.sliced(axis: 1, start: i, end: i + 1).squeezed(1) }
+                        y = Tensor.scaledDotProductAttention(q: part(0), k: part(1), v: part(2), causal: true,
+                                                             keyPadding: pad, skipPaddedQueries: skip)
+                    }
+                    y.backward(gy)
+                    return (y, x.grad)
+                }
+                let (full, fullGrad) = run(skip: false), (skipped, skippedGrad) = run(skip: true)
+                assertClose(skipped * pad.reshaped([2, 1, 70, 1]), full * pad.reshaped([2, 1, 70, 1]), atol: 1e-6,
+                            "\(backend) fused \(fused): real rows")
+                for head in 0..<2 {
+                    for row in 68..<70 {
+                        let o = skipped.pointer + ((0 * 2 + head) * 70 + row) * 8
+                        XCTAssertEqual((0..<8).map { o[$0] }, [Float](repeating: 0, count: 8), "skipped row \(row)")
+                    }
+                }
+                if let a = skippedGrad, let b = fullGrad { assertClose(a, b, atol: 1e-6, "\(backend) fused \(fused): gradient") }
+                else { XCTFail("no gradient") }
+            }
+        }
+    }
+
     func testFullyMaskedRowsGiveZerosNotNaN() {
         let q = randn(1, 2, 4, 8, seed: 1), k = randn(1, 2, 4, 8, seed: 2), v = randn(1, 2, 4, 8, seed: 3)
         for p in [q, k, v] { p.requiresGrad = true }

@@ -239,9 +239,12 @@ extension Tensor {
     /// Work runs in blocks of 64 query rows; scores never exist beyond one block × Lk per
     /// worker, and backward recomputes them from the saved per-row log-sum-exp. Only a mask
     /// that requires a gradient costs a full [B, H, Lq, Lk] buffer (its gradient).
+    /// - skipPaddedQueries: with keyPadding and Lq == Lk, query rows after a batch row's last
+    ///   real token are not computed: zero output and no gradient. For callers that drop those
+    ///   rows (packed batches).
     public static func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor? = nil,
                                                  causal: Bool = false, keyPadding: Tensor? = nil,
-                                                 scale: Float? = nil) -> Tensor {
+                                                 scale: Float? = nil, skipPaddedQueries: Bool = false) -> Tensor {
         precondition(q.rank == 4 && k.rank == 4 && v.rank == 4,
                      "attention: q, k, v must be [B, H, L, D]: \(q.shape), \(k.shape), \(v.shape)")
         let b = q.shape[0], h = q.shape[1], lq = q.shape[2], d = q.shape[3]
@@ -250,9 +253,10 @@ extension Tensor {
         precondition(k.shape[3] == d, "attention: key dim \(k.shape[3]) vs query dim \(d)")
         precondition(v.shape[1] == hkv && v.shape[2] == lk, "attention: key \(k.shape) and value \(v.shape) differ")
         precondition(hkv > 0 && h % hkv == 0, "attention: \(h) query heads not a multiple of \(hkv) key heads")
-        let geo = AttentionGeometry(b: b, h: h, hkv: hkv, lq: lq, lk: lk, d: d, dv: dv,
+        var geo = AttentionGeometry(b: b, h: h, hkv: hkv, lq: lq, lk: lk, d: d, dv: dv,
                                     scale: scale ?? 1 / Float(d).squareRoot(), causal: causal,
                                     mask: mask, keyPadding: keyPadding)
+        if skipPaddedQueries { geo.skipPaddedQueries() }
         let out = Tensor(uninitialized: [b, h, lq, dv])
         let lse = Tensor(uninitialized: [b, h, lq])
         geo.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer)
@@ -279,7 +283,8 @@ extension Tensor {
     /// Equal to slicing q, k, v out and calling `scaledDotProductAttention(q:k:v:…)`, without
     /// the slices' copies or the three full-size gradients they send back.
     public static func scaledDotProductAttention(qkv: Tensor, mask: Tensor? = nil, causal: Bool = false,
-                                                 keyPadding: Tensor? = nil, scale: Float? = nil) -> Tensor {
+                                                 keyPadding: Tensor? = nil, scale: Float? = nil,
+                                                 skipPaddedQueries: Bool = false) -> Tensor {
         precondition(qkv.rank == 5 && qkv.shape[1] == 3, "attention: fused qkv must be [B, 3, H, L, D], got \(qkv.shape)")
         let b = qkv.shape[0], h = qkv.shape[2], l = qkv.shape[3], d = qkv.shape[4]
         let plane = h * l * d
@@ -287,6 +292,7 @@ extension Tensor {
                                     scale: scale ?? 1 / Float(d).squareRoot(), causal: causal,
                                     mask: mask, keyPadding: keyPadding)
         (geo.qBatch, geo.kBatch, geo.vBatch) = (3 * plane, 3 * plane, 3 * plane)
+        if skipPaddedQueries { geo.skipPaddedQueries() }
         let out = Tensor(uninitialized: [b, h, l, d])
         let lse = Tensor(uninitialized: [b, h, l])
         geo.forward(q: qkv.pointer, k: qkv.pointer + plane, v: qkv.pointer + 2 * plane, out: out.pointer, lse: lse.pointer)
@@ -321,6 +327,11 @@ struct AttentionGeometry {
     /// Floats from one batch row of q, k, v to the next: contiguous [B, H, L, D] tensors by
     /// default; three times that for a fused [B, 3, H, L, D] projection.
     var qBatch, kBatch, vBatch: Int
+    /// Per batch row: 0 for real keys, -inf for padded ones (added to each score row).
+    let paddingBias: [Float]?
+    /// Per batch row: how many leading query rows to compute; the rest get zero output and no
+    /// gradient (`skipPaddedQueries`). nil computes all.
+    var queryRows: [Int]?
 
     /// Checks the masks' shapes and keeps detached copies.
     init(b: Int, h: Int, hkv: Int, lq: Int, lk: Int, d: Int, dv: Int, scale: Float, causal: Bool,
@@ -338,6 +349,19 @@ struct AttentionGeometry {
         self.mask = mask?.detached(); self.keyPadding = keyPadding?.detached()
         maskStrides = mask.map { Shape.broadcastStrides($0.shape, to: [b, h, lq, lk]) } ?? [0, 0, 0, 0]
         qBatch = h * lq * d; kBatch = hkv * lk * d; vBatch = hkv * lk * dv
+        paddingBias = keyPadding.map { p in (0..<(b * lk)).map { p.pointer[$0] == 0 ? -Float.infinity : 0 } }
+    }
+
+    /// Limits each batch row's queries to those up to its last real key (self-attention whose
+    /// caller drops padded rows).
+    mutating func skipPaddedQueries() {
+        guard let keyPadding, lq == lk else { return }
+        queryRows = (0..<b).map { r in
+            let p = keyPadding.pointer + r * lk
+            var last = lk
+            while last > 0 && p[last - 1] == 0 { last -= 1 }
+            return last
+        }
     }
 
     var groups: Int { b * hkv }
@@ -403,13 +427,12 @@ struct AttentionGeometry {
                 for j in 0..<lk { s[j] += m }
             }
         }
-        if let keyPadding {
-            let kp = keyPadding.pointer + batch * lk
-            for j in 0..<lk where kp[j] == 0 { s[j] = -.infinity }
+        if let paddingBias {
+            paddingBias.withUnsafeBufferPointer { SIMDLoops.add($0.baseAddress! + batch * lk, s, lk) }
         }
         if causal {
             let first = Swift.max(0, i + (lk - lq) + 1)
-            if first < lk { for j in first..<lk { s[j] = -.infinity } }
+            if first < lk { (s + first).update(repeating: -.infinity, count: lk - first) }
         }
     }
 
@@ -483,9 +506,14 @@ struct AttentionGeometry {
                 let qh = q + batch * qBatch + head * lq * d
                 let oh = out + (batch * h + head) * lq * dv
                 let lh = lse + (batch * h + head) * lq
+                let end = queryRows?[batch] ?? lq
+                if end < lq {
+                    (oh + end * dv).update(repeating: 0, count: (lq - end) * dv)
+                    (lh + end).update(repeating: .infinity, count: lq - end)
+                }
                 var i0 = 0
-                while i0 < lq {
-                    let n = Swift.min(blk, lq - i0)
+                while i0 < end {
+                    let n = Swift.min(blk, end - i0)
                     HeadKernels.mm(blas: blas, transA: false, m: n, n: lk, k: d, alpha: scale,
                                    a: qh + i0 * d, lda: d, b: kt, ldb: ld, beta: 0, c: s, ldc: ld)
                     rows(n, parallel: blas) { r in
@@ -531,9 +559,10 @@ struct AttentionGeometry {
                 let base = batch * h + head, qOffset = batch * qBatch + head * lq * d
                 let qh = q + qOffset, oh = out + base * lq * dv, goh = gOut + base * lq * dv
                 let lh = lse + base * lq
+                let end = queryRows?[batch] ?? lq
                 var i0 = 0
-                while i0 < lq {
-                    let n = Swift.min(blk, lq - i0)
+                while i0 < end {
+                    let n = Swift.min(blk, end - i0)
                     let qb = qh + i0 * d, gob = goh + i0 * dv
                     HeadKernels.mm(blas: blas, transA: false, m: n, n: lk, k: d, alpha: scale,
                                    a: qb, lda: d, b: kt, ldb: ld, beta: 0, c: p, ldc: ld)
