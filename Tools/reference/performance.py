@@ -122,7 +122,11 @@ def main():
               "recomputes scores from the saved log-sum-exp (five GEMMs per block, as PyTorch's flash kernel). "
               "The BLAS backend (`UNILIP_ATTENTION_BACKEND=blas`) now uses L2-sized query blocks (~256 rows), "
               "but is slower than the kernels here on a quiet machine.",
-              "- (a) ViT block: the gap is in the GEMMs, that is OpenBLAS against the MKL that PyTorch's CPU "
+              "- (a) ViT block: its attention reads q, k and v where the fused projection leaves them "
+              "(`scaledDotProductAttention(qkv:)` on [B, 3, H, L, D], as PyTorch's SDPA reads views), so the "
+              "three slices' copies, and in backward three zero-filled full-size gradients and their sum, are "
+              "gone: 51.0–52.4 → 48.0–49.0 ms in alternating runs of the two builds (fastest of 20). What is "
+              "left of the gap is in the GEMMs, that is OpenBLAS against the MKL that PyTorch's CPU "
               "wheel calls. The row \"its 12 GEMMs alone\" times the block's products (each linear layer's "
               "forward, input gradient and weight gradient) without anything else; in five runs of this script "
               "they came out at 0.76–0.89× of PyTorch's speed while the whole block came out at 0.89–1.01×, so the GEMMs carry the block's gap and what the block does besides them is "
