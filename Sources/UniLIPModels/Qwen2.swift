@@ -32,13 +32,17 @@ public final class Qwen2Attention: Module {
     }
 
     /// x: [B, L, D] → [B, L, D]. With a cache slot, the new keys and values are appended to the
-    /// cached ones and attention runs over all of them.
+    /// cached ones and attention runs over all of them. With `context.packing`, x and the result
+    /// are the real tokens [T, D]: projections run on the T rows, attention on the padded
+    /// [B, H, L, Dh] layout, whose padded slots are zero and masked as keys.
     func callAsFunction(_ x: Tensor, rope: (cos: Tensor, sin: Tensor), context: Qwen2AttentionContext,
                         cache: KVCache?, layer: Int) -> Tensor {
-        if let packing = context.packing { return packed(x, packing: packing, rope: rope, context: context) }
-        let b = x.shape[0], l = x.shape[1]
-        // [B, L, H·Dh] → [B, H, L, Dh]
-        func split(_ t: Tensor, _ n: Int) -> Tensor { t.reshaped([b, l, n, headDim]).transposed(1, 2) }
+        let packing = context.packing
+        // [B, L, H·Dh] (or packed [T, H·Dh]) → [B, H, L, Dh]
+        func split(_ t: Tensor, _ n: Int) -> Tensor {
+            if let packing { return t.unpackedHeads(packing, heads: n) }
+            return t.reshaped([x.shape[0], x.shape[1], n, headDim]).transposed(1, 2)
+        }
         let q = split(qProj(x), heads).applyingRotary(cos: rope.cos, sin: rope.sin)
         var k = split(kProj(x), kvHeads).applyingRotary(cos: rope.cos, sin: rope.sin)
         var v = split(vProj(x), kvHeads)
@@ -47,21 +51,10 @@ public final class Qwen2Attention: Module {
         }
         let out = Tensor.scaledDotProductAttention(q: q, k: k, v: v, mask: context.mask, causal: context.causal,
                                                    keyPadding: context.keyPadding,
-                                                   scale: 1 / Float(headDim).squareRoot())
-        return oProj(out.transposed(1, 2).reshaped([b, l, heads * headDim]))
-    }
-
-    /// x: the real tokens [T, D] → [T, D]. Projections run on the T rows; attention on the
-    /// padded [B, H, L, Dh] layout, whose padded slots are zero and masked as keys.
-    private func packed(_ x: Tensor, packing: TokenPacking, rope: (cos: Tensor, sin: Tensor),
-                        context: Qwen2AttentionContext) -> Tensor {
-        let q = qProj(x).unpackedHeads(packing, heads: heads).applyingRotary(cos: rope.cos, sin: rope.sin)
-        let k = kProj(x).unpackedHeads(packing, heads: kvHeads).applyingRotary(cos: rope.cos, sin: rope.sin)
-        let v = vProj(x).unpackedHeads(packing, heads: kvHeads)
-        let out = Tensor.scaledDotProductAttention(q: q, k: k, v: v, mask: context.mask, causal: context.causal,
-                                                   keyPadding: context.keyPadding,
-                                                   scale: 1 / Float(headDim).squareRoot(), skipPaddedQueries: true)
-        return oProj(out.packedHeads(packing))
+                                                   scale: 1 / Float(headDim).squareRoot(),
+                                                   skipPaddedQueries: packing != nil)
+        if let packing { return oProj(out.packedHeads(packing)) }
+        return oProj(out.transposed(1, 2).reshaped([x.shape[0], x.shape[1], heads * headDim]))
     }
 }
 

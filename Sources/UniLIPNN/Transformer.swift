@@ -25,23 +25,17 @@ public final class SelfAttention: Module, UnaryLayer {
     /// result hold the real tokens only, [T, C]; attention runs on the padded layout.
     public func callAsFunction(_ x: Tensor, mask: Tensor?, causal: Bool = false, keyPadding: Tensor? = nil,
                                packing: TokenPacking? = nil) -> Tensor {
-        if let packing {
-            precondition(x.rank == 2, "SelfAttention: packed input must be [T, C], got \(x.shape)")
-            let d = x.shape[1] / heads
-            let fused = qkv(x).unpackedHeads(packing, heads: 3 * heads)
-                .reshaped([packing.batch, 3, heads, packing.length, d])
-            let out = Tensor.scaledDotProductAttention(qkv: fused, mask: mask, causal: causal, keyPadding: keyPadding,
-                                                       scale: 1 / Float(d).squareRoot(), skipPaddedQueries: true)
-            return proj(out.packedHeads(packing))
-        }
-        precondition(x.rank == 3, "SelfAttention: input must be [B, N, C], got \(x.shape)")
-        let b = x.shape[0], n = x.shape[1], c = x.shape[2]
-        let d = c / heads
-        // [B, N, 3, H, D] → [B, 3, H, N, D]
-        let fused = qkv(x).reshaped([b, n, 3, heads, d]).permuted([0, 2, 3, 1, 4])
+        precondition(x.rank == (packing == nil ? 3 : 2),
+                     "SelfAttention: input must be \(packing == nil ? "[B, N, C]" : "packed [T, C]"), got \(x.shape)")
+        let c = x.shape[x.rank - 1], d = c / heads
+        // [B, 3, H, N, D]: from [B, N, 3, H, D], or unpacked from [T, 3·H·D]
+        let fused = packing.map {
+            qkv(x).unpackedHeads($0, heads: 3 * heads).reshaped([$0.batch, 3, heads, $0.length, d])
+        } ?? qkv(x).reshaped([x.shape[0], x.shape[1], 3, heads, d]).permuted([0, 2, 3, 1, 4])
         let out = Tensor.scaledDotProductAttention(qkv: fused, mask: mask, causal: causal, keyPadding: keyPadding,
-                                                   scale: 1 / Float(d).squareRoot())
-        return proj(out.transposed(1, 2).reshaped([b, n, c]))
+                                                   scale: 1 / Float(d).squareRoot(), skipPaddedQueries: packing != nil)
+        if let packing { return proj(out.packedHeads(packing)) }
+        return proj(out.transposed(1, 2).reshaped([x.shape[0], x.shape[1], c]))
     }
 }
 

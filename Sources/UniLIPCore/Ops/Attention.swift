@@ -257,25 +257,8 @@ extension Tensor {
                                     scale: scale ?? 1 / Float(d).squareRoot(), causal: causal,
                                     mask: mask, keyPadding: keyPadding)
         if skipPaddedQueries { geo.skipPaddedQueries() }
-        let out = Tensor(uninitialized: [b, h, lq, dv])
-        let lse = Tensor(uninitialized: [b, h, lq])
-        geo.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer)
-
-        var inputs = [q, k, v]
-        if let mask { inputs.append(mask) }
-        let dq = q.detached(), dk = k.detached(), dvT = v.detached(), dout = out.detached()
-        let needs = inputs.map(\.requiresGrad)
-        return out.recording("scaled_dot_product_attention", inputs) { g in
-            let gq = needs[0] ? Tensor(zeros: dq.shape) : nil
-            let gk = needs[1] ? Tensor(zeros: dk.shape) : nil
-            let gv = needs[2] ? Tensor(zeros: dvT.shape) : nil
-            let gmask = needs.count > 3 && needs[3] ? Tensor(uninitialized: [b, h, lq, lk]) : nil
-            geo.backward(q: dq.pointer, k: dk.pointer, v: dvT.pointer, out: dout.pointer, lse: lse.pointer,
-                         gOut: g.pointer, gq: gq?.pointer, gk: gk?.pointer, gv: gv?.pointer, gMask: gmask?.pointer)
-            var grads: [Tensor?] = [gq, gk, gv]
-            if let mask = geo.mask { grads.append(gmask?.sumTo(mask.shape)) }
-            return grads
-        }
+        return run(geo, sources: [q, k, v], q: (0, 0), k: (1, 0), v: (2, 0), mask: mask,
+                   name: "scaled_dot_product_attention")
     }
 
     /// Self-attention over a fused projection [B, 3, H, L, D] (q, k, v stacked on axis 1, as
@@ -293,24 +276,31 @@ extension Tensor {
                                     mask: mask, keyPadding: keyPadding)
         (geo.qBatch, geo.kBatch, geo.vBatch) = (3 * plane, 3 * plane, 3 * plane)
         if skipPaddedQueries { geo.skipPaddedQueries() }
-        let out = Tensor(uninitialized: [b, h, l, d])
-        let lse = Tensor(uninitialized: [b, h, l])
-        geo.forward(q: qkv.pointer, k: qkv.pointer + plane, v: qkv.pointer + 2 * plane, out: out.pointer, lse: lse.pointer)
+        return run(geo, sources: [qkv], q: (0, 0), k: (0, plane), v: (0, 2 * plane), mask: mask,
+                   name: "scaled_dot_product_attention_qkv")
+    }
 
-        var inputs = [qkv]
-        if let mask { inputs.append(mask) }
-        let saved = qkv.detached(), dout = out.detached()
+    /// Forward of `geo` with q, k and v read at (source index, float offset) inside `sources`,
+    /// recording one gradient function for the sources (and the mask): each source that needs a
+    /// gradient gets one zeroed tensor, q, k and v's gradients landing at the same offsets.
+    private static func run(_ geo: AttentionGeometry, sources: [Tensor], q: (Int, Int), k: (Int, Int),
+                            v: (Int, Int), mask: Tensor?, name: String) -> Tensor {
+        let out = Tensor(uninitialized: [geo.b, geo.h, geo.lq, geo.dv])
+        let lse = Tensor(uninitialized: [geo.b, geo.h, geo.lq])
+        func at(_ tensors: [Tensor], _ place: (Int, Int)) -> UnsafeMutablePointer<Float> { tensors[place.0].pointer + place.1 }
+        geo.forward(q: at(sources, q), k: at(sources, k), v: at(sources, v), out: out.pointer, lse: lse.pointer)
+
+        let inputs = sources + (mask.map { [$0] } ?? [])
+        let saved = sources.map { $0.detached() }, dout = out.detached()
         let needs = inputs.map(\.requiresGrad)
-        return out.recording("scaled_dot_product_attention_qkv", inputs) { g in
-            let gqkv = needs[0] ? Tensor(zeros: saved.shape) : nil
-            let gmask = needs.count > 1 && needs[1] ? Tensor(uninitialized: [b, h, l, l]) : nil
-            let gp = gqkv?.pointer
-            geo.backward(q: saved.pointer, k: saved.pointer + plane, v: saved.pointer + 2 * plane, out: dout.pointer,
-                         lse: lse.pointer, gOut: g.pointer, gq: gp, gk: gp.map { $0 + plane },
-                         gv: gp.map { $0 + 2 * plane }, gMask: gmask?.pointer)
-            var grads: [Tensor?] = [gqkv]
-            if let mask = geo.mask { grads.append(gmask?.sumTo(mask.shape)) }
-            return grads
+        return out.recording(name, inputs) { g in
+            let grads = saved.indices.map { needs[$0] ? Tensor(zeros: saved[$0].shape) : nil }
+            func gradAt(_ place: (Int, Int)) -> UnsafeMutablePointer<Float>? { grads[place.0].map { $0.pointer + place.1 } }
+            let gmask = mask != nil && needs[sources.count] ? Tensor(uninitialized: [geo.b, geo.h, geo.lq, geo.lk]) : nil
+            geo.backward(q: at(saved, q), k: at(saved, k), v: at(saved, v), out: dout.pointer, lse: lse.pointer,
+                         gOut: g.pointer, gq: gradAt(q), gk: gradAt(k), gv: gradAt(v), gMask: gmask?.pointer)
+            guard let mask = geo.mask else { return grads }
+            return grads + [gmask?.sumTo(mask.shape)]
         }
     }
 }
@@ -321,7 +311,6 @@ struct AttentionGeometry {
     let scale: Float
     let causal: Bool
     let mask: Tensor?
-    let keyPadding: Tensor?
     let maskStrides: [Int]
 
     /// Floats from one batch row of q, k, v to the next: contiguous [B, H, L, D] tensors by
@@ -346,7 +335,7 @@ struct AttentionGeometry {
         }
         self.b = b; self.h = h; self.hkv = hkv; self.lq = lq; self.lk = lk; self.d = d; self.dv = dv
         self.scale = scale; self.causal = causal
-        self.mask = mask?.detached(); self.keyPadding = keyPadding?.detached()
+        self.mask = mask?.detached()
         maskStrides = mask.map { Shape.broadcastStrides($0.shape, to: [b, h, lq, lk]) } ?? [0, 0, 0, 0]
         qBatch = h * lq * d; kBatch = hkv * lk * d; vBatch = hkv * lk * dv
         paddingBias = keyPadding.map { p in (0..<(b * lk)).map { p.pointer[$0] == 0 ? -Float.infinity : 0 } }
@@ -355,11 +344,10 @@ struct AttentionGeometry {
     /// Limits each batch row's queries to those up to its last real key (self-attention whose
     /// caller drops padded rows).
     mutating func skipPaddedQueries() {
-        guard let keyPadding, lq == lk else { return }
+        guard let paddingBias, lq == lk else { return }
         queryRows = (0..<b).map { r in
-            let p = keyPadding.pointer + r * lk
             var last = lk
-            while last > 0 && p[last - 1] == 0 { last -= 1 }
+            while last > 0 && paddingBias[r * lk + last - 1] != 0 { last -= 1 }
             return last
         }
     }
@@ -427,7 +415,7 @@ struct AttentionGeometry {
                 for j in 0..<lk { s[j] += m }
             }
         }
-        if let paddingBias {
+        if let paddingBias, lk > 0 {
             paddingBias.withUnsafeBufferPointer { SIMDLoops.add($0.baseAddress! + batch * lk, s, lk) }
         }
         if causal {
