@@ -1,24 +1,48 @@
 import Foundation
 
-/// Dense per-patch targets for an encoder: which shape and colour cover each patch of a
-/// rendered scene. A patch is labelled with the object covering most of its pixels when objects
-/// cover at least an eighth of it, else background (class 0). Shapes are 1 + `ShapeKind` index
-/// and colours 1 + `ObjectColor` index, both in row-major patch order.
+/// Dense per-patch targets for an encoder: which object covers each patch of a rendered scene,
+/// by its shape, its colour and where its centre lies. A patch is labelled with the object
+/// covering most of its pixels when objects cover at least an eighth of it, else background
+/// (class 0). Shapes are 1 + `ShapeKind` index, colours 1 + `ObjectColor` index, and the centre's
+/// column and row 1 + its bin among `positionBins` equal bins of the image; all in row-major
+/// patch order.
 public struct PatchLabels: Equatable, Sendable {
     public static let shapeClasses = ShapeKind.allCases.count + 1
     public static let colorClasses = ObjectColor.allCases.count + 1
-    /// The class counts of the targets, in order: [shapes, colours].
-    public static let classes = [shapeClasses, colorClasses]
+    /// Bins of the object centre's x and y: a multiple of 3, so each bin lies in one third of
+    /// the image (the position answers' grid), and fine enough (5⅓ px at 64 px) to order objects
+    /// whose centres differ by a tenth of the image (the relation questions' margin).
+    public static let positionBins = 12
+    public static let positionClasses = positionBins + 1
+    /// The class counts of every target, in order: [shapes, colours, columns, rows]. A head
+    /// trains on the first n of them (`targets(_:)`).
+    public static let allClasses = [shapeClasses, colorClasses, positionClasses, positionClasses]
+    /// The class counts of the shape and colour targets alone.
+    public static let classes = Array(allClasses.prefix(2))
 
     public let shapes: [Int]
     public let colors: [Int]
+    /// The covering object's centre bin from the left, and from the top.
+    public let columns: [Int]
+    public let rows: [Int]
+
+    /// The first `count` target arrays, in `allClasses` order.
+    public func targets(_ count: Int) -> [[Int]] {
+        precondition((1...4).contains(count), "PatchLabels: \(count) targets asked, 1 to 4 exist")
+        return Array([shapes, colors, columns, rows].prefix(count))
+    }
+
+    /// 1 + the bin of a centre coordinate in [0, 1].
+    static func positionClass(_ t: Double) -> Int {
+        1 + Swift.min(positionBins - 1, Swift.max(0, Int(t * Double(positionBins))))
+    }
 
     public init(scene: Scene, size: Int, patch: Int) {
         precondition(patch > 0 && size % patch == 0, "PatchLabels: patch \(patch) must divide size \(size)")
         let owner = Renderer.objectMap(scene, size: size)
         let grid = size / patch
         var shapes = [Int](repeating: 0, count: grid * grid)
-        var colors = shapes
+        var colors = shapes, columns = shapes, rows = shapes
         var counts = [Int](repeating: 0, count: scene.objects.count)
         for gy in 0..<grid {
             for gx in 0..<grid {
@@ -34,9 +58,13 @@ public struct PatchLabels: Equatable, Sendable {
                 let object = scene.objects[best]
                 shapes[gy * grid + gx] = ShapeKind.allCases.firstIndex(of: object.shape)! + 1
                 colors[gy * grid + gx] = ObjectColor.allCases.firstIndex(of: object.color)! + 1
+                columns[gy * grid + gx] = Self.positionClass(object.x)
+                rows[gy * grid + gx] = Self.positionClass(object.y)
             }
         }
         self.shapes = shapes
         self.colors = colors
+        self.columns = columns
+        self.rows = rows
     }
 }

@@ -68,6 +68,23 @@ public struct ModelConfigError: Error, CustomStringConvertible {
     public init(_ message: String) { description = message }
 }
 
+/// How the language-model loss averages over labelled tokens (InternVL's `loss_reduction`): each
+/// token of a sample with n labelled tokens weighs 1 (`token`: long answers count for more), 1/n
+/// (`sample`: every sample the same) or 1/√n (`square`, InternVL 2.5 and later: in between).
+public enum LossReduction: String, Codable, CaseIterable, Sendable {
+    case token, sample, square
+
+    /// The weight of each labelled token of a sample with `labelledTokens` of them.
+    public func weight(labelledTokens n: Int) -> Float {
+        guard n > 0 else { return 0 }
+        switch self {
+        case .token: return 1
+        case .sample: return 1 / Float(n)
+        case .square: return 1 / Float(n).squareRoot()
+        }
+    }
+}
+
 /// InternVL: InternViT → pixel shuffle → `mlp1` → Qwen2, with the image tokens replacing the
 /// `<IMG_CONTEXT>` embeddings. Names follow InternVL's remote code: `vision_model.*`, `mlp1.*`,
 /// `language_model.model.*`, `language_model.lm_head.*`.
@@ -135,8 +152,10 @@ public final class InternVLChatModel: Module {
     }
 
     /// Next-token cross entropy on the positions whose label is not -100 (labels aligned with ids:
-    /// position t's logits predict label t + 1).
-    public func loss(pixels: Tensor, ids: [Int], labels: [Int], batch: Int, mask: Tensor, contextID: Int) -> Tensor {
+    /// position t's logits predict label t + 1), averaged over those positions with the weights of
+    /// `reduction` (InternVL's `loss_reduction`).
+    public func loss(pixels: Tensor, ids: [Int], labels: [Int], batch: Int, mask: Tensor, contextID: Int,
+                     reduction: LossReduction = .token) -> Tensor {
         let length = ids.count / batch
         let embeddings = inputEmbeddings(ids: ids, batch: batch, imageTokens: imageTokens(pixels), contextID: contextID)
         let hidden = language.model(embeddings: embeddings, keyPadding: mask, packPadding: true).lastHiddenState
@@ -151,7 +170,15 @@ public final class InternVLChatModel: Module {
             return crossEntropy(language.logits(hidden).reshaped([batch * length, config.llmConfig.vocabSize]), targets)
         }
         let picked = hidden.reshaped([batch * length, config.llmConfig.hiddenSize]).indexSelect(axis: 0, rows)
-        return crossEntropy(language.logits(picked), rows.map { targets[$0] })
+        let logits = language.logits(picked)
+        guard reduction != .token else { return crossEntropy(logits, rows.map { targets[$0] }) }
+        // Σ w·(−log p(target)) / Σ w, each labelled position weighted by its row's label count.
+        var counts = [Int](repeating: 0, count: batch)
+        for i in rows { counts[i / length] += 1 }
+        let weights = rows.map { reduction.weight(labelledTokens: counts[$0 / length]) }
+        let logProbs = logits.logSoftmax(axis: -1).gather(axis: 1, rows.map { targets[$0] }, indexShape: [rows.count, 1])
+        let total = weights.reduce(0, +)
+        return (logProbs * Tensor(weights.map { -$0 / total }, shape: [rows.count, 1])).sum()
     }
 
     /// Greedy (or sampled) answers for left-padded prompt rows.

@@ -34,6 +34,15 @@ public struct InternVLTinyRecipe {
     /// chance), so the shipped recipe turns it on; the head is exported with the text tower, for
     /// evaluation.
     public var clipPatchLabels = true
+    /// With patch labels, the head also names the bin of the covering object's centre column and
+    /// row (`PatchLabels.positionBins`). Off: in a full run the encoder's tokens carried position
+    /// (the head read it right on 93–96% of patches), yet after stage (b) the language model
+    /// answered only 33% of position questions, and the run ended at 76.7% VQA (docs/RESULTS.md).
+    public var clipPositionLabels = false
+    /// How stages (b) and (c) average the answer tokens' loss. A caption answer has ~17 labelled
+    /// tokens and a VQA answer 2–3, so with `token` the 15% of examples that are captions carry
+    /// over half of the gradient; `square` (InternVL 2.5's choice) gives the questions most of it.
+    public var lossReduction = LossReduction.square
 
     public init() {}
 
@@ -71,26 +80,32 @@ public struct InternVLTinyRecipe {
         let template = try ChatTemplate(tokenizer: tokenizer)
         let (model, clipModel) = models(vocabSize: tokenizer.vocabSize)
 
-        log("stage (a): CLIP pretraining\(clipPatchLabels ? " with patch labels" : ""), \(clip.steps) steps of \(clip.batchSize)")
+        log("stage (a): CLIP pretraining\(clipPatchLabels ? " with patch labels (\(patchClasses.count) targets)" : ""), \(clip.steps) steps of \(clip.batchSize)")
         let clipRun = try RunDirectory((runDir as NSString).appendingPathComponent("clip"))
         try UnderstandingTraining.pretrainCLIP(clipModel, tokenizer: tokenizer, world: world, schedule: clip,
                                                run: clipRun, shapeNegatives: clipShapeNegatives,
                                                patchLabels: clipPatchLabels, progress: { progress("clip", $0); return true })
 
-        log("stage (b): MLLM training, \(mllm.steps) steps of \(mllm.batchSize)")
+        log("stage (b): MLLM training, \(mllm.steps) steps of \(mllm.batchSize), \(lossReduction.rawValue)-averaged loss")
         let mllmRun = try RunDirectory((runDir as NSString).appendingPathComponent("mllm"))
         try UnderstandingTraining.trainMLLM(model, template: template, world: world, schedule: mllm,
-                                            run: mllmRun, progress: { progress("mllm", $0); return true })
+                                            run: mllmRun, reduction: lossReduction,
+                                            progress: { progress("mllm", $0); return true })
 
         log("stage (c): full fine-tuning, encoder at \(encoderLRScale)× LR, \(finetune.steps) steps of \(finetune.batchSize)")
         let finetuneRun = try RunDirectory((runDir as NSString).appendingPathComponent("finetune"))
         try UnderstandingTraining.trainMLLM(model, template: template, world: world, schedule: finetune,
-                                            run: finetuneRun, encoderLRScale: encoderLRScale,
+                                            run: finetuneRun, encoderLRScale: encoderLRScale, reduction: lossReduction,
                                             progress: { progress("finetune", $0); return true })
 
         try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
         try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clipModel, to: output)
         log("wrote \(output)")
+    }
+
+    /// The class counts of the CLIP patch head's targets (empty: no head).
+    public var patchClasses: [Int] {
+        clipPatchLabels ? (clipPositionLabels ? PatchLabels.allClasses : PatchLabels.classes) : []
     }
 
     /// The freshly initialised models (seeded): the chat model, and the CLIP pretraining model
@@ -101,7 +116,7 @@ public struct InternVLTinyRecipe {
         var text = textTower
         text.vocabSize = vocabSize
         let clip = CLIPPretrainModel(vision: model.vision, text: CLIPTextTower(text, rng: &rng),
-                                     patchClasses: clipPatchLabels ? PatchLabels.classes : [], rng: &rng)
+                                     patchClasses: patchClasses, rng: &rng)
         return (model, clip)
     }
 

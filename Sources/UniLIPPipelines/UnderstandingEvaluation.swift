@@ -103,9 +103,13 @@ public enum UnderstandingEvaluation {
         }
     }
 
-    /// Accuracy of the CLIP patch head (`shape`, `color`) over the patches that objects cover,
-    /// on the first `count` scenes of the split; nil without a patch head. It reads the model's
-    /// encoder, so it also shows how much shape the final encoder's patch tokens still carry.
+    /// Names of the patch head's targets, in `PatchLabels.allClasses` order.
+    public static let patchTargetNames = ["shape", "color", "column", "row"]
+
+    /// Accuracy of the CLIP patch head on each of its targets (`patchTargetNames`) over the
+    /// patches that objects cover, on the first `count` scenes of the split; nil without a patch
+    /// head. It reads the model's encoder, so it also shows how much the final encoder's patch
+    /// tokens still carry.
     public static func patchLabels(_ clip: CLIPPretrainModel, world: ShapesWorld, split: Split,
                                    scenes count: Int) -> AccuracyTable? {
         guard let head = clip.patchHead else { return nil }
@@ -113,6 +117,7 @@ public enum UnderstandingEvaluation {
             var table = AccuracyTable()
             let patch = clip.vision.config.patchSize
             let classes = head.classes
+            let offsets = classes.indices.map { classes.prefix($0).reduce(0, +) }
             for chunk in stride(from: 0, to: count, by: 64) {
                 let scenes = (chunk..<Swift.min(count, chunk + 64)).map { world.scene(split, $0) }
                 let hidden = clip.vision(UnderstandingData.pixels(scenes.map(world.image)))
@@ -120,13 +125,13 @@ public enum UnderstandingEvaluation {
                 let logits = head.logits(hidden.sliced(axis: 1, start: 1, end: hidden.shape[1]))
                 let width = logits.shape[1]
                 for (i, scene) in scenes.enumerated() {
-                    let labels = PatchLabels(scene: scene, size: world.resolution, patch: patch)
-                    for p in 0..<patches where labels.shapes[p] != 0 {
+                    let targets = PatchLabels(scene: scene, size: world.resolution, patch: patch).targets(classes.count)
+                    for p in 0..<patches where targets[0][p] != 0 {
                         let row = logits.pointer + (i * patches + p) * width
-                        let shape = (0..<classes[0]).max { row[$0] < row[$1] } ?? 0
-                        let color = (0..<classes[1]).max { row[classes[0] + $0] < row[classes[0] + $1] } ?? 0
-                        table.add("shape", shape == labels.shapes[p])
-                        table.add("color", color == labels.colors[p])
+                        for (k, n) in classes.enumerated() {
+                            let best = (0..<n).max { row[offsets[k] + $0] < row[offsets[k] + $1] } ?? 0
+                            table.add(patchTargetNames[k], best == targets[k][p])
+                        }
                     }
                 }
             }
@@ -141,10 +146,19 @@ public enum UnderstandingEvaluation {
     public static func loadCLIP(directory: String, vision: InternViT) throws -> (CLIPPretrainModel, Tokenizer) {
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         let config = try JSONDecoder().decode(CLIPTextConfig.self, from: Data(contentsOf: URL(fileURLWithPath: path("clip_text_config.json"))))
-        let hasPatchHead = try SafetensorsFile(path: path("clip_text.safetensors")).names.contains("patch_head.proj.weight")
+        let file = try SafetensorsFile(path: path("clip_text.safetensors"))
+        var patchClasses: [Int] = []
+        if file.names.contains("patch_head.proj.weight") {
+            // The head trained on the first n targets; its output width tells n.
+            let width = try file.entry("patch_head.proj.weight").shape.first ?? 0
+            guard let n = (1...PatchLabels.allClasses.count).first(where: { PatchLabels.allClasses.prefix($0).reduce(0, +) == width }) else {
+                throw ModelConfigError("\(path("clip_text.safetensors")): patch_head.proj.weight has \(width) outputs, no prefix of the patch targets \(PatchLabels.allClasses) sums to that")
+            }
+            patchClasses = Array(PatchLabels.allClasses.prefix(n))
+        }
         var rng = RandomGenerator(seed: 0)
         let clip = CLIPPretrainModel(vision: vision, text: CLIPTextTower(config, rng: &rng),
-                                     patchClasses: hasPatchHead ? PatchLabels.classes : [], rng: &rng)
+                                     patchClasses: patchClasses, rng: &rng)
         let head = clip.namedTensors().filter { !$0.0.hasPrefix("vision_model.") }
         _ = try Checkpoint.load(path("clip_text.safetensors"), into: head)
         return (clip, try Tokenizer(contentsOf: path("tokenizer.json")))

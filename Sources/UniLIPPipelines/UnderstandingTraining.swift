@@ -61,9 +61,12 @@ public enum UnderstandingTraining {
         let pad = tokenizer.id(of: "<|endoftext|>") ?? 0
         let tokens = captionBatch(texts, tokenizer: tokenizer, maxLength: model.text.config.maxLength, pad: pad)
         let patch = model.vision.config.patchSize
-        let targets = patchLabels ? Parallel.map(size) { data.patchLabels(indices[$0], patch: patch) } : nil
+        // The head's targets, in `PatchLabels.allClasses` order: shape and colour, then, for a
+        // four-target head, the covering object's centre column and row.
+        let kinds = model.patchHead?.classes.count ?? 0
+        let targets = patchLabels ? Parallel.map(size) { data.patchLabels(indices[$0], patch: patch).targets(kinds) } : nil
         return CLIPBatch(pixels: UnderstandingData.pixels(images), tokens: tokens,
-                         patchTargets: targets.map { [$0.flatMap(\.shapes), $0.flatMap(\.colors)] })
+                         patchTargets: targets.map { labels in (0..<kinds).map { k in labels.flatMap { $0[k] } } })
     }
 
     /// The stage (a) loss of one batch.
@@ -77,7 +80,7 @@ public enum UnderstandingTraining {
     /// fraction of the learning rate (InternVL's full-model instruction tuning).
     public static func trainMLLM(_ model: InternVLChatModel, template: ChatTemplate, world: ShapesWorld,
                                  schedule: TrainingSchedule, run: RunDirectory, encoderLRScale: Float? = nil,
-                                 info: [String: Any] = [:],
+                                 reduction: LossReduction = .token, info: [String: Any] = [:],
                                  progress: (TrainingProgress) -> Bool = { _ in true }) throws {
         let groups = mllmGroups(model, schedule: schedule, encoderLRScale: encoderLRScale)
         let loop = try TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
@@ -87,7 +90,7 @@ public enum UnderstandingTraining {
         try loop.train(lossAt: { step in
             let batch = mllmBatch(step: step, size: schedule.batchSize, data: data, template: template,
                                   imageTokens: model.config.imageTokens)
-            return (mllmLoss(model, batch, template: template), [:])
+            return (mllmLoss(model, batch, template: template, reduction: reduction), [:])
         }, progress: progress)
     }
 
@@ -118,9 +121,12 @@ public enum UnderstandingTraining {
         return MLLMBatch(pixels: UnderstandingData.pixels(examples.map(\.image)), tokens: tokens)
     }
 
-    /// The stage (b) and (c) loss of one batch: cross entropy on the answer tokens.
-    public static func mllmLoss(_ model: InternVLChatModel, _ batch: MLLMBatch, template: ChatTemplate) -> Tensor {
+    /// The stage (b) and (c) loss of one batch: cross entropy on the answer tokens, averaged per
+    /// `reduction`.
+    public static func mllmLoss(_ model: InternVLChatModel, _ batch: MLLMBatch, template: ChatTemplate,
+                                reduction: LossReduction = .token) -> Tensor {
         model.loss(pixels: batch.pixels, ids: batch.tokens.ids, labels: batch.tokens.labels,
-                   batch: batch.tokens.batch, mask: batch.tokens.mask, contextID: template.imgContext)
+                   batch: batch.tokens.batch, mask: batch.tokens.mask, contextID: template.imgContext,
+                   reduction: reduction)
     }
 }

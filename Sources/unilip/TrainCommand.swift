@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
 import UniLIPCore
+import UniLIPModels
 import UniLIPPipelines
+
+extension LossReduction: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,6 +34,11 @@ struct TrainUnderstandingCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo,
           help: "CLIP pretraining also classifies the shape and colour covering each patch (on in the shipped recipe).")
     var clipPatchLabels = true
+    @Flag(inversion: .prefixedNo,
+          help: "The CLIP patch labels also name the column and row of the covering object's centre.")
+    var clipPositionLabels = false
+    @Option(help: "How stages (b) and (c) average the answer tokens' loss: token, sample or square (InternVL's loss_reduction; token made the shipped model).")
+    var lossReduction: LossReduction = .square
 
     func run() throws {
         let logger = global.apply()
@@ -38,6 +46,8 @@ struct TrainUnderstandingCommand: ParsableCommand {
         recipe.seed = seed
         recipe.clipShapeNegatives = clipShapeNegatives
         recipe.clipPatchLabels = clipPatchLabels
+        recipe.clipPositionLabels = clipPositionLabels
+        recipe.lossReduction = lossReduction
         if let clipSteps { recipe.clip.steps = clipSteps }
         if let mllmSteps { recipe.mllm.steps = mllmSteps }
         if let finetuneSteps { recipe.finetune.steps = finetuneSteps }

@@ -102,7 +102,9 @@ struct EvalUnderstandingCommand: ParsableCommand {
             print("  zero-shot: color \(pct(zs.accuracy("color"))), shape \(pct(zs.accuracy("shape"))), size \(pct(zs.accuracy("size"))) over \(zs.total["color"] ?? 0) single-object images")
             let patches = UnderstandingEvaluation.patchLabels(clip, world: world, split: split, scenes: patchScenes)
             if let patches {
-                print("  patch head: shape \(pct(patches.accuracy("shape"))), color \(pct(patches.accuracy("color"))) over \(patches.total["shape"] ?? 0) object-covered patches")
+                let targets = UnderstandingEvaluation.patchTargetNames.filter { patches.total[$0] != nil }
+                print("  patch head: " + targets.map { "\($0) \(pct(patches.accuracy($0)))" }.joined(separator: ", ")
+                      + " over \(patches.total["shape"] ?? 0) object-covered patches")
             }
             md += "| \(split.rawValue) | " + QuestionType.allCases.map { pct(vqa.accuracy($0.rawValue)) }.joined(separator: " | ")
             md += " | \(pct(vqa.overall)) | \(pct(zs.accuracy("color"))) | \(pct(zs.accuracy("shape"))) | \(pct(zs.accuracy("size")))"

@@ -1,4 +1,4 @@
-import ShapesWorld
+@testable import ShapesWorld
 import UniLIPCore
 import UniLIPIO
 import XCTest
@@ -43,6 +43,36 @@ final class PatchLabelsTests: XCTestCase {
         XCTAssertEqual(labels.shapes[0], 0)
         XCTAssertEqual(labels.colors[0], 0)
         XCTAssertEqual(labels.shapes.filter { $0 != 0 }.count, 12, "4×4 patches less the corners")
+    }
+
+    /// Every covered patch of an object names the bins of the object's centre, not its own place:
+    /// an off-centre circle's patches all say column 1 + ⌊0.3·12⌋ = 4, row 1 + ⌊0.7·12⌋ = 9.
+    func testPositionLabelsNameTheObjectCentre() {
+        let circle = SceneObject(shape: .circle, color: .red, size: .large, x: 0.3, y: 0.7)
+        let scene = Scene(background: ShapesWorld(seed: 0).scene(.train, 0).background, objects: [circle])
+        let labels = PatchLabels(scene: scene, size: 64, patch: 8)
+        let covered = labels.shapes.indices.filter { labels.shapes[$0] != 0 }
+        XCTAssertGreaterThan(covered.count, 4)
+        XCTAssertEqual(Set(covered.map { labels.columns[$0] }), [4])
+        XCTAssertEqual(Set(covered.map { labels.rows[$0] }), [9])
+        XCTAssertTrue(labels.shapes.indices.filter { labels.shapes[$0] == 0 }.allSatisfy { labels.columns[$0] == 0 && labels.rows[$0] == 0 })
+        XCTAssertEqual(labels.targets(4), [labels.shapes, labels.colors, labels.columns, labels.rows])
+        XCTAssertEqual(labels.targets(2), [labels.shapes, labels.colors])
+    }
+
+    /// Each centre bin lies inside one third of the image, the one the position answers name, and
+    /// the edges map to the first and last bins.
+    func testPositionBinsNestInTheThirds() {
+        let perThird = PatchLabels.positionBins / 3
+        for i in 0...1000 {
+            let t = Double(i) / 1000
+            let bin = PatchLabels.positionClass(t) - 1
+            XCTAssertTrue((0..<PatchLabels.positionBins).contains(bin))
+            let object = SceneObject(shape: .circle, color: .red, size: .small, x: t, y: t)
+            XCTAssertEqual(["left", "center", "right"][bin / perThird], object.column, "x \(t)")
+            XCTAssertEqual(["top", "middle", "bottom"][bin / perThird], object.row, "y \(t)")
+        }
+        XCTAssertEqual(PatchLabels.allClasses, [PatchLabels.shapeClasses, PatchLabels.colorClasses, 13, 13])
     }
 
     /// Where two objects overlap, the one drawn later owns the pixels, as on screen.

@@ -96,6 +96,55 @@ final class ChatModelTests: XCTestCase {
         }
     }
 
+    /// InternVL's loss reductions: each labelled token of a row with n of them weighs 1, 1/n or
+    /// 1/√n, and the loss is Σ w·CE / Σ w. Checked against per-row cross entropies on the full
+    /// logits (another path: fused cross entropy instead of log-softmax and gather), gradients
+    /// included, on rows with a caption answer (many tokens) and short answers.
+    func testLossReductionsWeighEachRowByItsLabelCount() throws {
+        let (template, model) = try chatModel(llmLayers: 1, seed: 4)
+        let vocab = model.config.llmConfig.vocabSize
+        let data = UnderstandingData(world: ShapesWorld(seed: 0), split: .train)
+        let sample = data.world.sample(.train, 0)
+        let rows = [template.example(question: UnderstandingData.describePrompt, answer: sample.captions[1], imageTokens: 16)]
+            + (1..<3).map { let e = data.example($0); return template.example(question: e.question, answer: e.answer, imageTokens: 16) }
+        let batch = TokenBatch(rows, pad: template.pad)
+        let pixels = UnderstandingData.pixels([data.world.image(sample.scene)] + (1..<3).map { data.example($0).image })
+        let length = batch.length
+        let counts = (0..<3).map { r in (0..<(length - 1)).filter { batch.labels[r * length + $0 + 1] != -100 }.count }
+        XCTAssertGreaterThan(counts[0], 3 * counts[1], "a caption answer is long: \(counts)")
+        let params = model.namedParameters()
+        for reduction in [LossReduction.sample, .square, .token] {
+            model.zeroGrad()
+            let embeddings = model.inputEmbeddings(ids: batch.ids, batch: 3, imageTokens: model.imageTokens(pixels),
+                                                   contextID: template.imgContext)
+            let logits = model.language(embeddings: embeddings, keyPadding: batch.mask).0.reshaped([3 * length, vocab])
+            let weights = counts.map { reduction.weight(labelledTokens: $0) }
+            let total = zip(weights, counts).map { $0 * Float($1) }.reduce(0, +)
+            var expected: Tensor?
+            for r in 0..<3 {
+                var targets = [Int](repeating: -100, count: 3 * length)
+                for p in 0..<(length - 1) { targets[r * length + p] = batch.labels[r * length + p + 1] }
+                let term = crossEntropy(logits, targets) * Float(counts[r]) * (weights[r] / total)
+                expected = expected.map { $0 + term } ?? term
+            }
+            expected!.backward()
+            let expectedGrads = params.map { $0.1.grad }
+            model.zeroGrad()
+            let loss = model.loss(pixels: pixels, ids: batch.ids, labels: batch.labels, batch: 3, mask: batch.mask,
+                                  contextID: template.imgContext, reduction: reduction)
+            loss.backward()
+            XCTAssertEqual(loss.item, expected!.item, accuracy: 1e-5, reduction.rawValue)
+            for ((name, p), e) in zip(params, expectedGrads) {
+                guard let e, let g = p.grad else { XCTFail("\(name): no gradient"); continue }
+                assertClose(g, e, atol: 1e-5, "\(reduction.rawValue) \(name)")
+            }
+        }
+        XCTAssertEqual(LossReduction.square.weight(labelledTokens: 16), 0.25)
+        XCTAssertEqual(LossReduction.sample.weight(labelledTokens: 4), 0.25)
+        XCTAssertEqual(LossReduction.token.weight(labelledTokens: 4), 1)
+        XCTAssertEqual(LossReduction.square.weight(labelledTokens: 0), 0)
+    }
+
     func testMLLMLossFallsOnAFixedBatch() throws {
         let (template, model) = try chatModel(llmLayers: 2, seed: 2)
         model.vision.freeze()

@@ -40,13 +40,37 @@ final class PatchHeadTests: XCTestCase {
         XCTAssertGreaterThan(grad.map { g in (0..<g.count).map { abs(g.pointer[$0]) }.max() ?? 0 } ?? 0, 0)
     }
 
+    /// The recipe's head trains on all four targets (shape, colour, centre column and row), each a
+    /// batch's labels in (scene, patch) order; without position labels it keeps the shipped
+    /// model's two.
+    func testRecipeBatchesCarryEveryTargetOfItsHead() throws {
+        let world = ShapesWorld(seed: 0)
+        let tokenizer = try BPETrainer.train(texts: InternVLTinyRecipe.tokenizerCorpus(world: world, scenes: 20),
+                                             vocabSize: 300)
+        let data = UnderstandingData(world: world, split: .train)
+        for position in [true, false] {
+            var recipe = InternVLTinyRecipe()
+            recipe.clipPositionLabels = position
+            let clip = recipe.models(vocabSize: tokenizer.vocabSize).clip
+            XCTAssertEqual(clip.patchHead?.classes, position ? PatchLabels.allClasses : PatchLabels.classes)
+            let batch = UnderstandingTraining.clipBatch(step: 1, size: 3, data: data, tokenizer: tokenizer, model: clip,
+                                                        shapeNegatives: false, patchLabels: true)
+            let labels = (3..<6).map { data.patchLabels($0, patch: 8).targets(position ? 4 : 2) }
+            XCTAssertEqual(batch.patchTargets?.count, position ? 4 : 2)
+            for k in 0..<(position ? 4 : 2) {
+                XCTAssertEqual(batch.patchTargets?[k], labels.flatMap { $0[k] })
+            }
+        }
+    }
+
     /// The exported CLIP file keeps the patch head; the loader rebuilds it from the file, and the
     /// evaluation scores every object-covered patch. Without a head there is no such score.
     func testExportKeepsThePatchHeadForEvaluation() throws {
         let tokenizer = try BPETrainer.train(texts: InternVLTinyRecipe.tokenizerCorpus(world: ShapesWorld(seed: 0), scenes: 20),
                                              vocabSize: 300)
         let world = ShapesWorld(seed: 0)
-        for withHead in [true, false] {
+        for headClasses in [classes, PatchLabels.allClasses, []] {
+            let withHead = !headClasses.isEmpty
             let dir = NSTemporaryDirectory() + "unilip-patch-head-\(UUID().uuidString)"
             addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -54,7 +78,7 @@ final class PatchHeadTests: XCTestCase {
             let model = InternVLChatModel(.tiny(vocabSize: tokenizer.vocabSize), rng: &rng)
             let clip = CLIPPretrainModel(vision: model.vision,
                                          text: CLIPTextTower(CLIPTextConfig(vocabSize: tokenizer.vocabSize), rng: &rng),
-                                         patchClasses: withHead ? classes : [], rng: &rng)
+                                         patchClasses: headClasses, rng: &rng)
             try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clip, to: dir)
             let names = try SafetensorsFile(path: dir + "/clip_text.safetensors").names
             XCTAssertEqual(names.contains("patch_head.proj.weight"), withHead)
@@ -68,7 +92,10 @@ final class PatchHeadTests: XCTestCase {
             }
             let covered = (0..<3).map { PatchLabels(scene: world.scene(.test, $0), size: 64, patch: 8).shapes.filter { $0 != 0 }.count }
             XCTAssertEqual(table?.total["shape"], covered.reduce(0, +))
-            XCTAssertEqual(table?.total["color"], covered.reduce(0, +))
+            XCTAssertEqual(loaded.patchHead?.classes, headClasses, "the head's targets, from its width in the file")
+            for (k, name) in UnderstandingEvaluation.patchTargetNames.enumerated() {
+                XCTAssertEqual(table?.total[name], k < headClasses.count ? covered.reduce(0, +) : nil, name)
+            }
         }
     }
 }
