@@ -172,13 +172,11 @@ public final class InternVLChatModel: Module {
         let picked = hidden.reshaped([batch * length, config.llmConfig.hiddenSize]).indexSelect(axis: 0, rows)
         let logits = language.logits(picked)
         guard reduction != .token else { return crossEntropy(logits, rows.map { targets[$0] }) }
-        // Σ w·(−log p(target)) / Σ w, each labelled position weighted by its row's label count.
+        // Each labelled position weighted by its row's label count.
         var counts = [Int](repeating: 0, count: batch)
         for i in rows { counts[i / length] += 1 }
-        let weights = rows.map { reduction.weight(labelledTokens: counts[$0 / length]) }
-        let logProbs = logits.logSoftmax(axis: -1).gather(axis: 1, rows.map { targets[$0] }, indexShape: [rows.count, 1])
-        let total = weights.reduce(0, +)
-        return (logProbs * Tensor(weights.map { -$0 / total }, shape: [rows.count, 1])).sum()
+        return weightedCrossEntropy(logits, rows.map { targets[$0] },
+                                    weights: rows.map { reduction.weight(labelledTokens: counts[$0 / length]) })
     }
 
     /// Greedy (or sampled) answers for left-padded prompt rows.

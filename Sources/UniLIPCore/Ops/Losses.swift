@@ -1,7 +1,22 @@
 import Foundation
 
 // Scalar losses, each a fused forward pass (Double accumulation of the total) and a one-pass
-// backward.
+// backward, except the weighted cross entropy, composed of log-softmax and gather.
+
+/// Σᵢ wᵢ·CEᵢ / Σᵢ wᵢ over the rows of `logits` [N, C] whose target is not `ignoreIndex`: cross
+/// entropy with a weight per row (InternVL's token weights for `loss_reduction` "square" and
+/// "sample"). Equal weights give `crossEntropy`; with every row ignored the result is NaN and the
+/// gradient zero, as there.
+public func weightedCrossEntropy(_ logits: Tensor, _ targets: [Int], weights: [Float], ignoreIndex: Int = -100) -> Tensor {
+    precondition(logits.rank == 2 && weights.count == logits.shape[0] && targets.count == logits.shape[0],
+                 "weightedCrossEntropy: logits \(logits.shape), \(targets.count) targets, \(weights.count) weights")
+    let kept = targets.indices.filter { targets[$0] != ignoreIndex }
+    guard !kept.isEmpty else { return crossEntropy(logits, targets, ignoreIndex: ignoreIndex) }
+    let total = kept.reduce(0.0) { $0 + Double(weights[$1]) }
+    let rows = kept.count == targets.count ? logits : logits.indexSelect(axis: 0, kept)
+    let logProbs = rows.logSoftmax(axis: -1).gather(axis: 1, kept.map { targets[$0] }, indexShape: [kept.count, 1])
+    return (logProbs * Tensor(kept.map { Float(-Double(weights[$0]) / total) }, shape: [kept.count, 1])).sum()
+}
 
 /// Mean cross entropy of `logits` [N, C] against class indices, skipping rows whose target is
 /// `ignoreIndex` (as torch.nn.functional.cross_entropy). With every row ignored the result is

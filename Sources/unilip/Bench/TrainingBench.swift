@@ -70,7 +70,7 @@ struct BenchTraining: ParsableCommand {
         for (name, schedule, scale) in [("mllm step", recipe.mllm, nil), ("finetune step", recipe.finetune, recipe.encoderLRScale)] {
             let optimizer = AdamW(groups: UnderstandingTraining.mllmGroups(model, schedule: schedule, encoderLRScale: scale))
             record(name, Self.stepMilliseconds(mllmData, optimizer: optimizer, gradClip: schedule.gradClip) {
-                UnderstandingTraining.mllmLoss(model, $0, template: template)
+                UnderstandingTraining.mllmLoss(model, $0, template: template, reduction: recipe.lossReduction)
             })
         }
 
