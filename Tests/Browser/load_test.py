@@ -72,6 +72,10 @@ def main():
         prober.start()
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.posts) as pool:
             results = list(pool.map(post, range(args.posts)))
+        # A job that finished while the posts were still arriving freed its slot for another
+        # (a tiny-model job can take tens of ms on a loaded machine), so the bound on the accepted
+        # jobs counts those: at most one running + max-queue waiting at any moment.
+        finished_in_burst = request(server.url + "/api/health")[2].get("completed", 0)
         counts = {}
         for status, _, _, _ in results:
             counts[status] = counts.get(status, 0) + 1
@@ -82,7 +86,9 @@ def main():
               % (args.posts, args.max_queue, ", ".join("%d × %d" % (n, s) for s, n in sorted(counts.items())), slowest_post),
               flush=True)
         expect(set(counts) <= {202, 429}, "only 202 and 429 answers")
-        expect(1 <= len(accepted) <= args.max_queue + 1, "accepted %d (one running + up to %d waiting)" % (len(accepted), args.max_queue))
+        expect(1 <= len(accepted) <= args.max_queue + 1 + finished_in_burst,
+               "accepted %d (one running + up to %d waiting, plus %d finished during the burst)"
+               % (len(accepted), args.max_queue, finished_in_burst))
         expect(len(refused) == args.posts - len(accepted), "refused the other %d" % len(refused))
         expect(all("Retry-After" in h for h, _ in refused), "every 429 carries Retry-After")
         expect(all("queue is full" in b.get("error", "") for _, b in refused),
