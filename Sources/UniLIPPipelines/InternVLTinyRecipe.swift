@@ -43,7 +43,8 @@ public struct InternVLTinyRecipe {
     /// tokens and a VQA answer ~2, so with `token` the 15% of examples that are captions carry 58%
     /// of the loss's weight; `square` (InternVL 2.5's choice) leaves them 33%. On the same CLIP
     /// encoder, a run that ended at 82.6% VQA with `token` ended at 96.1% with `square`
-    /// (position 41.8 → 96.0%, relation 50.4 → 79.2%; docs/RESULTS.md).
+    /// (position 41.8 → 96.0%, relation 50.4 → 79.2%), but a run with seed 1 still ended at 86.3%
+    /// (position 52.9%, relation 50.0%; docs/RESULTS.md).
     public var lossReduction = LossReduction.square
 
     public init() {}
