@@ -17,6 +17,8 @@ public struct PatchLabels: Equatable, Sendable {
     /// The class counts of every target, in order: [shapes, colours, columns, rows]. A head
     /// trains on the first n of them (`targets(_:)`).
     public static let allClasses = [shapeClasses, colorClasses, positionClasses, positionClasses]
+    /// The targets' names, in `allClasses` order.
+    public static let targetNames = ["shape", "color", "column", "row"]
     /// The class counts of the shape and colour targets alone.
     public static let classes = Array(allClasses.prefix(2))
 
@@ -28,8 +30,15 @@ public struct PatchLabels: Equatable, Sendable {
 
     /// The first `count` target arrays, in `allClasses` order.
     public func targets(_ count: Int) -> [[Int]] {
-        precondition((1...4).contains(count), "PatchLabels: \(count) targets asked, 1 to 4 exist")
+        precondition((1...Self.allClasses.count).contains(count),
+                     "PatchLabels: \(count) targets asked, 1 to \(Self.allClasses.count) exist")
         return Array([shapes, colors, columns, rows].prefix(count))
+    }
+
+    /// How many targets a head trained on the first n of them has, from its output width (the
+    /// sum of their class counts); nil when no prefix of `allClasses` sums to `width`.
+    public static func targetCount(headWidth width: Int) -> Int? {
+        (1...allClasses.count).first { allClasses.prefix($0).reduce(0, +) == width }
     }
 
     /// 1 + the bin of a centre coordinate in [0, 1].

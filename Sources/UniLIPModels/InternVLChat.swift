@@ -171,6 +171,7 @@ public final class InternVLChatModel: Module {
         }
         let picked = hidden.reshaped([batch * length, config.llmConfig.hiddenSize]).indexSelect(axis: 0, rows)
         let logits = language.logits(picked)
+        // Token averaging stays on the fused op: the same sums as the runs that made the shipped model.
         guard reduction != .token else { return crossEntropy(logits, rows.map { targets[$0] }) }
         // Each labelled position weighted by its row's label count.
         var counts = [Int](repeating: 0, count: batch)

@@ -103,10 +103,7 @@ public enum UnderstandingEvaluation {
         }
     }
 
-    /// Names of the patch head's targets, in `PatchLabels.allClasses` order.
-    public static let patchTargetNames = ["shape", "color", "column", "row"]
-
-    /// Accuracy of the CLIP patch head on each of its targets (`patchTargetNames`) over the
+    /// Accuracy of the CLIP patch head on each of its targets (`PatchLabels.targetNames`) over the
     /// patches that objects cover, on the first `count` scenes of the split; nil without a patch
     /// head. It reads the model's encoder, so it also shows how much the final encoder's patch
     /// tokens still carry.
@@ -130,7 +127,7 @@ public enum UnderstandingEvaluation {
                         let row = logits.pointer + (i * patches + p) * width
                         for (k, n) in classes.enumerated() {
                             let best = (0..<n).max { row[offsets[k] + $0] < row[offsets[k] + $1] } ?? 0
-                            table.add(patchTargetNames[k], best == targets[k][p])
+                            table.add(PatchLabels.targetNames[k], best == targets[k][p])
                         }
                     }
                 }
@@ -151,7 +148,7 @@ public enum UnderstandingEvaluation {
         if file.names.contains("patch_head.proj.weight") {
             // The head trained on the first n targets; its output width tells n.
             let width = try file.entry("patch_head.proj.weight").shape.first ?? 0
-            guard let n = (1...PatchLabels.allClasses.count).first(where: { PatchLabels.allClasses.prefix($0).reduce(0, +) == width }) else {
+            guard let n = PatchLabels.targetCount(headWidth: width) else {
                 throw ModelConfigError("\(path("clip_text.safetensors")): patch_head.proj.weight has \(width) outputs, no prefix of the patch targets \(PatchLabels.allClasses) sums to that")
             }
             patchClasses = Array(PatchLabels.allClasses.prefix(n))

@@ -102,7 +102,7 @@ struct EvalUnderstandingCommand: ParsableCommand {
             print("  zero-shot: color \(pct(zs.accuracy("color"))), shape \(pct(zs.accuracy("shape"))), size \(pct(zs.accuracy("size"))) over \(zs.total["color"] ?? 0) single-object images")
             let patches = UnderstandingEvaluation.patchLabels(clip, world: world, split: split, scenes: patchScenes)
             if let patches {
-                let targets = UnderstandingEvaluation.patchTargetNames.filter { patches.total[$0] != nil }
+                let targets = PatchLabels.targetNames.filter { patches.total[$0] != nil }
                 print("  patch head: " + targets.map { "\($0) \(pct(patches.accuracy($0)))" }.joined(separator: ", ")
                       + " over \(patches.total["shape"] ?? 0) object-covered patches")
             }

@@ -73,6 +73,11 @@ final class PatchLabelsTests: XCTestCase {
             XCTAssertEqual(["top", "middle", "bottom"][bin / perThird], object.row, "y \(t)")
         }
         XCTAssertEqual(PatchLabels.allClasses, [PatchLabels.shapeClasses, PatchLabels.colorClasses, 13, 13])
+        XCTAssertEqual(PatchLabels.targetNames.count, PatchLabels.allClasses.count)
+        let two = PatchLabels.shapeClasses + PatchLabels.colorClasses
+        XCTAssertEqual(PatchLabels.targetCount(headWidth: two), 2)
+        XCTAssertEqual(PatchLabels.targetCount(headWidth: two + 26), 4)
+        XCTAssertNil(PatchLabels.targetCount(headWidth: two + 1))
     }
 
     /// Where two objects overlap, the one drawn later owns the pixels, as on screen.

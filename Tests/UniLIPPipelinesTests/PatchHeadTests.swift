@@ -93,7 +93,7 @@ final class PatchHeadTests: XCTestCase {
             let covered = (0..<3).map { PatchLabels(scene: world.scene(.test, $0), size: 64, patch: 8).shapes.filter { $0 != 0 }.count }
             XCTAssertEqual(table?.total["shape"], covered.reduce(0, +))
             XCTAssertEqual(loaded.patchHead?.classes, headClasses, "the head's targets, from its width in the file")
-            for (k, name) in UnderstandingEvaluation.patchTargetNames.enumerated() {
+            for (k, name) in PatchLabels.targetNames.enumerated() {
                 XCTAssertEqual(table?.total[name], k < headClasses.count ? covered.reduce(0, +) : nil, name)
             }
         }
