@@ -46,6 +46,9 @@ public struct InternVLTinyRecipe {
     /// (position 41.8 → 96.0%, relation 50.4 → 79.2%), but a run with seed 1 still ended at 86.3%
     /// (position 52.9%, relation 50.0%; docs/RESULTS.md).
     public var lossReduction = LossReduction.square
+    /// How often stages (b) and (c) draw each question type relative to the others a scene offers
+    /// (`UnderstandingData.typeWeights`; empty: all equally).
+    public var questionTypeWeights: [QuestionType: Double] = [:]
 
     public init() {}
 
@@ -92,13 +95,14 @@ public struct InternVLTinyRecipe {
         log("stage (b): MLLM training, \(mllm.steps) steps of \(mllm.batchSize), \(lossReduction.rawValue)-averaged loss")
         let mllmRun = try RunDirectory((runDir as NSString).appendingPathComponent("mllm"))
         try UnderstandingTraining.trainMLLM(model, template: template, world: world, schedule: mllm,
-                                            run: mllmRun, reduction: lossReduction,
+                                            run: mllmRun, reduction: lossReduction, typeWeights: questionTypeWeights,
                                             progress: { progress("mllm", $0); return true })
 
         log("stage (c): full fine-tuning, encoder at \(encoderLRScale)× LR, \(finetune.steps) steps of \(finetune.batchSize)")
         let finetuneRun = try RunDirectory((runDir as NSString).appendingPathComponent("finetune"))
         try UnderstandingTraining.trainMLLM(model, template: template, world: world, schedule: finetune,
                                             run: finetuneRun, encoderLRScale: encoderLRScale, reduction: lossReduction,
+                                            typeWeights: questionTypeWeights,
                                             progress: { progress("finetune", $0); return true })
 
         try fm.createDirectory(atPath: output, withIntermediateDirectories: true)

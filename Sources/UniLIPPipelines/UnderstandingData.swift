@@ -2,6 +2,7 @@ import Foundation
 import ShapesWorld
 import UniLIPCore
 import UniLIPIO
+import UniLIPModels
 
 /// One image with a question and its answer (a caption request has type nil).
 public struct UnderstandingExample {
@@ -47,6 +48,9 @@ public struct UnderstandingData {
     public let split: Split
     /// Fraction of examples that are captioning rather than VQA.
     public var captionFraction: Double = 0.15
+    /// How often each question type is drawn relative to the others a scene offers (missing
+    /// types weigh 1). Empty: every type equally, the draw that made the shipped model.
+    public var typeWeights: [QuestionType: Double] = [:]
 
     public init(world: ShapesWorld, split: Split) {
         self.world = world
@@ -55,18 +59,60 @@ public struct UnderstandingData {
 
     public func example(_ k: Int) -> UnderstandingExample {
         let sample = world.sample(split, k)
+        let text = exampleText(sample, k)
+        return UnderstandingExample(image: world.image(sample.scene), question: text.question, answer: text.answer,
+                                    type: text.type)
+    }
+
+    /// The question, answer and type of example k of `sample` (scene k), without rendering it.
+    func exampleText(_ sample: WorldSample, _ k: Int) -> (question: String, answer: String, type: QuestionType?) {
         var rng = RandomGenerator(seed: UInt64(k) &* 0x2545_F491_4F6C_DD1D ^ 0x5155_4553)
-        let image = world.image(sample.scene)
         if Double(rng.uniform()) < captionFraction || sample.questions.isEmpty {
-            return UnderstandingExample(image: image, question: Self.describePrompt,
-                                        answer: sample.captions[Self.describeCaption], type: nil)
+            return (Self.describePrompt, sample.captions[Self.describeCaption], nil)
         }
         // Balance question types: pick a type first, then a question of that type.
         let types = Array(Set(sample.questions.map(\.type))).sorted { $0.rawValue < $1.rawValue }
-        let type = types[rng.int(types.count)]
+        let type = typeWeights.isEmpty ? types[rng.int(types.count)] : weightedPick(types, rng: &rng)
         let options = sample.questions.filter { $0.type == type }
         let qa = options[rng.int(options.count)]
-        return UnderstandingExample(image: image, question: qa.question, answer: qa.answer, type: qa.type)
+        return (qa.question, qa.answer, qa.type)
+    }
+
+    /// The question type of example k (nil: a caption request), without rendering it.
+    public func exampleType(_ k: Int) -> QuestionType? { exampleText(world.sample(split, k), k).type }
+
+    /// Weights from `TYPE=W` items (`["position=3", "relation=3"]`). An unknown type, a weight that
+    /// is not a finite number ≥ 0, or every type at 0 throws.
+    public static func typeWeights(parsing items: [String]) throws -> [QuestionType: Double] {
+        let known = QuestionType.allCases.map(\.rawValue).joined(separator: ", ")
+        var weights: [QuestionType: Double] = [:]
+        for item in items {
+            let parts = item.split(separator: "=", omittingEmptySubsequences: false)
+            guard parts.count == 2, let type = QuestionType(rawValue: String(parts[0])) else {
+                throw ModelConfigError("question weight '\(item)': expected TYPE=W with TYPE one of \(known)")
+            }
+            guard let w = Double(parts[1]), w.isFinite, w >= 0 else {
+                throw ModelConfigError("question weight '\(item)': the weight must be a number ≥ 0")
+            }
+            weights[type] = w
+        }
+        if QuestionType.allCases.allSatisfy({ (weights[$0] ?? 1) == 0 }) {
+            throw ModelConfigError("question weights: at least one question type needs a weight above 0")
+        }
+        return weights
+    }
+
+    /// One of `types`, drawn in proportion to `typeWeights` (equally if they all weigh 0).
+    func weightedPick(_ types: [QuestionType], rng: inout RandomGenerator) -> QuestionType {
+        let weights = types.map { max(0, typeWeights[$0] ?? 1) }
+        let total = weights.reduce(0, +)
+        guard total > 0 else { return types[rng.int(types.count)] }
+        var r = Double(rng.uniform()) * total
+        for (type, w) in zip(types, weights) {
+            if r < w { return type }
+            r -= w
+        }
+        return types[types.count - 1]
     }
 
     /// A random caption phrasing of scene k, for contrastive pretraining.

@@ -80,13 +80,15 @@ public enum UnderstandingTraining {
     /// fraction of the learning rate (InternVL's full-model instruction tuning).
     public static func trainMLLM(_ model: InternVLChatModel, template: ChatTemplate, world: ShapesWorld,
                                  schedule: TrainingSchedule, run: RunDirectory, encoderLRScale: Float? = nil,
-                                 reduction: LossReduction = .token, info: [String: Any] = [:],
+                                 reduction: LossReduction = .token, typeWeights: [QuestionType: Double] = [:],
+                                 info: [String: Any] = [:],
                                  progress: (TrainingProgress) -> Bool = { _ in true }) throws {
         let groups = mllmGroups(model, schedule: schedule, encoderLRScale: encoderLRScale)
         let loop = try TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
         loop.checkpointInfo = info
         try loop.resume()
-        let data = UnderstandingData(world: world, split: .train)
+        var data = UnderstandingData(world: world, split: .train)
+        data.typeWeights = typeWeights
         try loop.train(lossAt: { step in
             let batch = mllmBatch(step: step, size: schedule.batchSize, data: data, template: template,
                                   imageTokens: model.config.imageTokens)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ShapesWorld
 import UniLIPCore
 import UniLIPModels
 import UniLIPPipelines
@@ -39,6 +40,13 @@ struct TrainUnderstandingCommand: ParsableCommand {
     var clipPositionLabels = false
     @Option(help: "How stages (b) and (c) average the answer tokens' loss: token, sample or square (InternVL's loss_reduction; token made the shipped model).")
     var lossReduction: LossReduction = .square
+    @Option(name: .customLong("question-weight"),
+            help: "TYPE=W: stages (b) and (c) draw questions of TYPE W times as often as a type of weight 1 (repeatable; types: \(QuestionType.allCases.map(\.rawValue).joined(separator: ", "))).")
+    var questionWeights: [String] = []
+
+    func validate() throws {
+        do { _ = try UnderstandingData.typeWeights(parsing: questionWeights) } catch { throw ValidationError("\(error)") }
+    }
 
     func run() throws {
         let logger = global.apply()
@@ -48,6 +56,7 @@ struct TrainUnderstandingCommand: ParsableCommand {
         recipe.clipPatchLabels = clipPatchLabels
         recipe.clipPositionLabels = clipPositionLabels
         recipe.lossReduction = lossReduction
+        recipe.questionTypeWeights = try UnderstandingData.typeWeights(parsing: questionWeights)
         if let clipSteps { recipe.clip.steps = clipSteps }
         if let mllmSteps { recipe.mllm.steps = mllmSteps }
         if let finetuneSteps { recipe.finetune.steps = finetuneSteps }
