@@ -54,6 +54,9 @@ public struct InternVLTinyRecipe {
     /// (`UnderstandingData.typeWeights`; empty: all equally). Position and relation at 3 made
     /// stage (b) on seed 1 worse (77.2% VQA, position 46.7%, against 86.7% and 58.5%).
     public var questionTypeWeights: [QuestionType: Double] = [:]
+    /// Stages (b) and (c) answer "Describe the image." with the caption that places every object
+    /// ("… at the top left") rather than the sized list.
+    public var describePositions = false
 
     public init() {}
 
@@ -101,18 +104,24 @@ public struct InternVLTinyRecipe {
         let mllmRun = try RunDirectory((runDir as NSString).appendingPathComponent("mllm"))
         try UnderstandingTraining.trainMLLM(model, template: template, world: world, schedule: mllm,
                                             run: mllmRun, reduction: lossReduction, typeWeights: questionTypeWeights,
+                                            describePhrasing: describePhrasing,
                                             progress: { progress("mllm", $0); return true })
 
         log("stage (c): full fine-tuning, encoder at \(encoderLRScale)× LR, \(finetune.steps) steps of \(finetune.batchSize)")
         let finetuneRun = try RunDirectory((runDir as NSString).appendingPathComponent("finetune"))
         try UnderstandingTraining.trainMLLM(model, template: template, world: world, schedule: finetune,
                                             run: finetuneRun, encoderLRScale: encoderLRScale, reduction: lossReduction,
-                                            typeWeights: questionTypeWeights,
+                                            typeWeights: questionTypeWeights, describePhrasing: describePhrasing,
                                             progress: { progress("finetune", $0); return true })
 
         try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
         try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clipModel, to: output)
         log("wrote \(output)")
+    }
+
+    /// The caption phrasing that answers "Describe the image." in stages (b) and (c).
+    public var describePhrasing: Int {
+        describePositions ? Captioner.placedPhrasing : UnderstandingData.describeCaption
     }
 
     /// The class counts of the CLIP patch head's targets (empty: no head).

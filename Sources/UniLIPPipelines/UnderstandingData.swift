@@ -41,13 +41,17 @@ public struct TokenBatch {
 /// comes from scene k of the split, so a resumed run sees the same data.
 public struct UnderstandingData {
     public static let describePrompt = "Describe the image."
-    /// Which caption phrasing answers `describePrompt` (the sized list, no positions).
+    /// Which caption phrasing answers `describePrompt` by default (the sized list, no positions;
+    /// the shipped model's).
     public static let describeCaption = 1
 
     public let world: ShapesWorld
     public let split: Split
     /// Fraction of examples that are captioning rather than VQA.
     public var captionFraction: Double = 0.15
+    /// Which of a scene's caption phrasings answers `describePrompt`
+    /// (`Captioner.placedPhrasing` names every object's position).
+    public var describePhrasing = UnderstandingData.describeCaption
     /// How often each question type is drawn relative to the others a scene offers (missing
     /// types weigh 1). Empty: every type equally, the draw that made the shipped model.
     public var typeWeights: [QuestionType: Double] = [:]
@@ -68,7 +72,7 @@ public struct UnderstandingData {
     func exampleText(_ sample: WorldSample, _ k: Int) -> (question: String, answer: String, type: QuestionType?) {
         var rng = RandomGenerator(seed: UInt64(k) &* 0x2545_F491_4F6C_DD1D ^ 0x5155_4553)
         if Double(rng.uniform()) < captionFraction || sample.questions.isEmpty {
-            return (Self.describePrompt, sample.captions[Self.describeCaption], nil)
+            return (Self.describePrompt, sample.captions[describePhrasing], nil)
         }
         // Balance question types: pick a type first, then a question of that type.
         let types = Array(Set(sample.questions.map(\.type))).sorted { $0.rawValue < $1.rawValue }

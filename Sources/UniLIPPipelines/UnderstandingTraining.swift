@@ -81,7 +81,7 @@ public enum UnderstandingTraining {
     public static func trainMLLM(_ model: InternVLChatModel, template: ChatTemplate, world: ShapesWorld,
                                  schedule: TrainingSchedule, run: RunDirectory, encoderLRScale: Float? = nil,
                                  reduction: LossReduction = .token, typeWeights: [QuestionType: Double] = [:],
-                                 info: [String: Any] = [:],
+                                 describePhrasing: Int = UnderstandingData.describeCaption, info: [String: Any] = [:],
                                  progress: (TrainingProgress) -> Bool = { _ in true }) throws {
         let groups = mllmGroups(model, schedule: schedule, encoderLRScale: encoderLRScale)
         let loop = try TrainingLoop(model: model, groups: groups, schedule: schedule, run: run)
@@ -89,6 +89,7 @@ public enum UnderstandingTraining {
         try loop.resume()
         var data = UnderstandingData(world: world, split: .train)
         data.typeWeights = typeWeights
+        data.describePhrasing = describePhrasing
         try loop.train(lossAt: { step in
             let batch = mllmBatch(step: step, size: schedule.batchSize, data: data, template: template,
                                   imageTokens: model.config.imageTokens)

@@ -43,6 +43,9 @@ struct TrainUnderstandingCommand: ParsableCommand {
     @Option(name: .customLong("question-weight"),
             help: "TYPE=W: stages (b) and (c) draw questions of TYPE W times as often as a type of weight 1 (repeatable; types: \(QuestionType.allCases.map(\.rawValue).joined(separator: ", "))).")
     var questionWeights: [String] = []
+    @Flag(inversion: .prefixedNo,
+          help: "Stages (b) and (c) answer \"Describe the image.\" with the caption that places every object (\"… at the top left\").")
+    var describePositions = false
 
     func validate() throws {
         do { _ = try UnderstandingData.typeWeights(parsing: questionWeights) } catch { throw ValidationError("\(error)") }
@@ -56,6 +59,7 @@ struct TrainUnderstandingCommand: ParsableCommand {
         recipe.clipPatchLabels = clipPatchLabels
         recipe.clipPositionLabels = clipPositionLabels
         recipe.lossReduction = lossReduction
+        recipe.describePositions = describePositions
         recipe.questionTypeWeights = try UnderstandingData.typeWeights(parsing: questionWeights)
         if let clipSteps { recipe.clip.steps = clipSteps }
         if let mllmSteps { recipe.mllm.steps = mllmSteps }

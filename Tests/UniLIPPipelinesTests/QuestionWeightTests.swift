@@ -51,4 +51,27 @@ final class QuestionWeightTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("above 0"), "\(error)")
         }
     }
+
+    /// With the placed phrasing, caption requests are answered with every object's position and
+    /// everything else (which examples are captions, the questions) stays the same.
+    func testDescribePhrasing() {
+        let world = ShapesWorld(seed: 0)
+        let sized = UnderstandingData(world: world, split: .train)
+        var placed = sized
+        placed.describePhrasing = Captioner.placedPhrasing
+        var captions = 0
+        for k in 0..<40 {
+            let a = sized.example(k), b = placed.example(k)
+            XCTAssertEqual(a.question, b.question)
+            XCTAssertEqual(a.type, b.type)
+            guard a.type == nil else { XCTAssertEqual(a.answer, b.answer); continue }
+            captions += 1
+            let sample = world.sample(.train, k)
+            XCTAssertEqual(a.answer, sample.captions[UnderstandingData.describeCaption])
+            XCTAssertEqual(b.answer, sample.captions[Captioner.placedPhrasing])
+            let where_ = sample.scene.objects.map { Captioner.positionPhrase($0) }
+            XCTAssertTrue(where_.allSatisfy { b.answer.contains("at the \($0)") }, b.answer)
+        }
+        XCTAssertGreaterThan(captions, 0)
+    }
 }
