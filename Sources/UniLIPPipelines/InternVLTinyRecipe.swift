@@ -55,7 +55,8 @@ public struct InternVLTinyRecipe {
     /// stage (b) on seed 1 worse (77.2% VQA, position 46.7%, against 86.7% and 58.5%).
     public var questionTypeWeights: [QuestionType: Double] = [:]
     /// Stages (b) and (c) answer "Describe the image." with the caption that places every object
-    /// ("… at the top left") rather than the sized list.
+    /// ("… at the top left") rather than the sized list. Off: the whole recipe with it ended at
+    /// 97.1% VQA on seed 0 but 84.6% on seed 1 (position 45.1%), against 89.6% without it there.
     public var describePositions = false
 
     public init() {}
