@@ -41,11 +41,13 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
         self.headDim = headDim ?? hiddenSize / max(numAttentionHeads, 1)
     }
 
-    /// Small model for training from scratch on the synthetic world: hidden 128, 4 layers,
-    /// 4 heads × 32, 2 KV heads, SwiGLU width 344.
-    public static func tiny(vocabSize: Int = 520) -> Qwen2Config {
-        Qwen2Config(vocabSize: vocabSize, hiddenSize: 128, intermediateSize: 344, numHiddenLayers: 4,
-                    numAttentionHeads: 4, numKeyValueHeads: 2, rmsNormEps: 1e-6, ropeTheta: 10_000,
+    /// Small model for training from scratch on the synthetic world: by default hidden 128,
+    /// 4 layers, 4 heads × 32, 2 KV heads, SwiGLU width 344 (2.6875 × hidden, rounded to 8).
+    public static func tiny(vocabSize: Int = 520, hiddenSize: Int = 128, layers: Int = 4, heads: Int = 4,
+                            kvHeads: Int = 2) -> Qwen2Config {
+        Qwen2Config(vocabSize: vocabSize, hiddenSize: hiddenSize,
+                    intermediateSize: (hiddenSize * 43 / 16 + 7) / 8 * 8, numHiddenLayers: layers,
+                    numAttentionHeads: heads, numKeyValueHeads: kvHeads, rmsNormEps: 1e-6, ropeTheta: 10_000,
                     maxPositionEmbeddings: 2048, tieWordEmbeddings: true)
     }
 

@@ -58,8 +58,21 @@ public struct InternVLTinyRecipe {
     /// ("… at the top left") rather than the sized list. Off: the whole recipe with it ended at
     /// 97.1% VQA on seed 0 but 84.6% on seed 1 (position 45.1%), against 89.6% without it there.
     public var describePositions = false
+    /// The language model's shape (`Qwen2Config.tiny`); a model's config.json records it, so
+    /// models of any shape load.
+    public var llmHiddenSize = 128
+    public var llmLayers = 4
+    public var llmHeads = 4
+    public var llmKVHeads = 2
 
     public init() {}
+
+    /// The chat model's configuration for a tokenizer of `vocabSize` ids.
+    public func chatConfig(vocabSize: Int) -> InternVLChatConfig {
+        InternVLChatConfig(vision: .tiny, llm: .tiny(vocabSize: vocabSize, hiddenSize: llmHiddenSize, layers: llmLayers,
+                                                     heads: llmHeads, kvHeads: llmKVHeads),
+                           imageSize: 64)
+    }
 
     /// World texts that train the tokenizer, plus the fixed prompts.
     public static func tokenizerCorpus(world: ShapesWorld, scenes: Int) -> [String] {
@@ -134,7 +147,7 @@ public struct InternVLTinyRecipe {
     /// that shares its encoder and adds the text tower and, with `clipPatchLabels`, the patch head.
     public func models(vocabSize: Int) -> (chat: InternVLChatModel, clip: CLIPPretrainModel) {
         var rng = RandomGenerator(seed: seed)
-        let model = InternVLChatModel(.tiny(vocabSize: vocabSize), rng: &rng)
+        let model = InternVLChatModel(chatConfig(vocabSize: vocabSize), rng: &rng)
         var text = textTower
         text.vocabSize = vocabSize
         let clip = CLIPPretrainModel(vision: model.vision, text: CLIPTextTower(text, rng: &rng),

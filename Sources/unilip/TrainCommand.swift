@@ -46,13 +46,22 @@ struct TrainUnderstandingCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo,
           help: "Stages (b) and (c) answer \"Describe the image.\" with the caption that places every object (\"… at the top left\").")
     var describePositions = false
+    @Option(help: "Language model width (default 128).") var llmHiddenSize: Int?
+    @Option(help: "Language model layers (default 4).") var llmLayers: Int?
+    @Option(help: "Language model attention heads (default 4).") var llmHeads: Int?
+    @Option(help: "Language model key/value heads (default 2; must divide the heads).") var llmKvHeads: Int?
 
     func validate() throws {
-        do { _ = try UnderstandingData.typeWeights(parsing: questionWeights) } catch { throw ValidationError("\(error)") }
+        let recipe: InternVLTinyRecipe
+        do { recipe = try configured() } catch { throw ValidationError("\(error)") }
+        let (hidden, heads, kv) = (recipe.llmHiddenSize, recipe.llmHeads, recipe.llmKVHeads)
+        guard recipe.llmLayers > 0, heads > 0, kv > 0, heads % kv == 0, hidden % heads == 0, (hidden / heads) % 2 == 0 else {
+            throw ValidationError("language model: \(heads) heads need a multiple of \(kv) KV heads and an even head width dividing hidden \(hidden), with at least one layer")
+        }
     }
 
-    func run() throws {
-        let logger = global.apply()
+    /// The recipe with this command's options applied.
+    func configured() throws -> InternVLTinyRecipe {
         var recipe = InternVLTinyRecipe()
         recipe.seed = seed
         recipe.clipShapeNegatives = clipShapeNegatives
@@ -69,6 +78,16 @@ struct TrainUnderstandingCommand: ParsableCommand {
             recipe.mllm.batchSize = batchSize
             recipe.finetune.batchSize = batchSize
         }
+        if let llmHiddenSize { recipe.llmHiddenSize = llmHiddenSize }
+        if let llmLayers { recipe.llmLayers = llmLayers }
+        if let llmHeads { recipe.llmHeads = llmHeads }
+        if let llmKvHeads { recipe.llmKVHeads = llmKvHeads }
+        return recipe
+    }
+
+    func run() throws {
+        let logger = global.apply()
+        let recipe = try configured()
         var lines: [String: ProgressLine] = [:]
         let start = Date()
         try recipe.run(runDir: runDir, output: output, log: { logger.info("\($0)") }, progress: { stage, p in

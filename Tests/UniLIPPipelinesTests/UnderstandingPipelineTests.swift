@@ -46,6 +46,32 @@ final class UnderstandingPipelineTests: XCTestCase {
         XCTAssertEqual(batched[1], try pipeline.ask(image, questions[1], options: options))
     }
 
+    /// The recipe's language-model options change the model's shape; config.json records it, so
+    /// the folder loads into a model of that shape without being told.
+    func testLoadsALanguageModelOfAnotherShape() throws {
+        XCTAssertEqual(Qwen2Config.tiny(vocabSize: 300), Qwen2Config(
+            vocabSize: 300, hiddenSize: 128, intermediateSize: 344, numHiddenLayers: 4, numAttentionHeads: 4,
+            numKeyValueHeads: 2, rmsNormEps: 1e-6, ropeTheta: 10_000, maxPositionEmbeddings: 2048,
+            tieWordEmbeddings: true), "the preset's defaults")
+        let dir = NSTemporaryDirectory() + "unilip-model-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tokenizer = try BPETrainer.train(texts: InternVLTinyRecipe.tokenizerCorpus(world: ShapesWorld(seed: 0), scenes: 50),
+                                             vocabSize: 300)
+        var recipe = InternVLTinyRecipe()
+        (recipe.llmHiddenSize, recipe.llmLayers, recipe.llmHeads, recipe.llmKVHeads) = (64, 2, 4, 4)
+        let (model, clip) = recipe.models(vocabSize: tokenizer.vocabSize)
+        XCTAssertEqual(model.config.llmConfig.intermediateSize, 176)
+        XCTAssertEqual(model.config.llmConfig.headDim, 16)
+        try InternVLTinyRecipe.export(model: model, tokenizer: tokenizer, textTower: clip, to: dir)
+        let pipeline = try UnderstandingPipeline(directory: dir)
+        XCTAssertEqual(pipeline.model.config.llmConfig, model.config.llmConfig)
+        let world = ShapesWorld(seed: 0)
+        var options = UnderstandingOptions()
+        options.maxNewTokens = 4
+        _ = try pipeline.ask(world.image(world.sample(.test, 0).scene), "What color is the circle?", options: options)
+    }
+
     func testMissingOrDamagedCheckpointGivesClearErrors() throws {
         XCTAssertThrowsError(try UnderstandingPipeline(directory: "/nonexistent/model")) {
             XCTAssertTrue("\($0)".contains("no config.json"), "\($0)")
