@@ -31,13 +31,37 @@ public struct AccuracyTable: Sendable {
     public var keys: [String] { total.keys.sorted() }
 }
 
+/// VQA accuracy by question type, and the breakdowns that tell a reading failure from a binding one.
+public struct VQAResult: Sendable {
+    public var byType = AccuracyTable()
+    /// Keyed "TYPE N": accuracy by question type over scenes of N objects.
+    public var byObjectCount = AccuracyTable()
+    /// Wrong answers to position questions, and how many of them name the cell of another object
+    /// in the same scene (the model read a position, but of the wrong object).
+    public var wrongPositions = 0
+    public var wrongPositionsOfAnotherObject = 0
+
+    public init() {}
+
+    /// Scores one greedy answer to a question about `scene`.
+    public mutating func add(_ qa: QuestionAnswer, scene: Scene, answer: String) {
+        let ok = answer == qa.answer
+        byType.add(qa.type.rawValue, ok)
+        byObjectCount.add("\(qa.type.rawValue) \(scene.objects.count)", ok)
+        guard qa.type == .position && !ok else { return }
+        wrongPositions += 1
+        if scene.objects.contains(where: { Captioner.positionPhrase($0) == answer }) { wrongPositionsOfAnotherObject += 1 }
+    }
+}
+
 /// The understanding evaluations on ShapesWorld.
 public enum UnderstandingEvaluation {
-    /// VQA exact-match accuracy by question type over every question of `scenes` scenes.
+    /// VQA exact-match accuracy of greedy answers over every question of `scenes` scenes.
     public static func vqa(_ pipeline: UnderstandingPipeline, world: ShapesWorld, split: Split, scenes: Int,
-                           progress: (Int, Int) -> Void = { _, _ in }) throws -> AccuracyTable {
-        var table = AccuracyTable()
-        var pixels: [Tensor] = [], prompts: [[Int]] = [], truth: [(String, String)] = []
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> VQAResult {
+        var result = VQAResult()
+        var pixels: [Tensor] = [], prompts: [[Int]] = []
+        var truth: [(qa: QuestionAnswer, scene: Scene)] = []
         var options = UnderstandingOptions()
         options.maxNewTokens = 8
         options.batchSize = 64
@@ -47,18 +71,18 @@ public enum UnderstandingEvaluation {
             for qa in s.questions {
                 pixels.append(p)
                 prompts.append(try pipeline.promptIDs(qa.question, options: options))
-                truth.append((qa.type.rawValue, qa.answer))
+                truth.append((qa, s.scene))
             }
         }
         var done = 0
         while done < prompts.count {
             let end = Swift.min(prompts.count, done + 256)
             let answers = pipeline.answer(pixels: Array(pixels[done..<end]), prompts: Array(prompts[done..<end]), options: options)
-            for (k, a) in answers.enumerated() { table.add(truth[done + k].0, a == truth[done + k].1) }
+            for (k, answer) in answers.enumerated() { result.add(truth[done + k].qa, scene: truth[done + k].scene, answer: answer) }
             done = end
             progress(done, prompts.count)
         }
-        return table
+        return result
     }
 
     /// The zero-shot prompts: every (size, colour, shape) combination.

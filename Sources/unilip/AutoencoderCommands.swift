@@ -142,7 +142,7 @@ struct AutoencoderClaimCommand: ParsableCommand {
             let recon = ReconstructionEvaluation.evaluate(pipeline, images: testImages, featureEncoder: featureEncoder.encoder,
                                                           featureNetwork: "base InternViT") { done, _ in line.update(step: done) }
             try mllm.model.useEncoder(of: pipeline.model)
-            let vqa = try UnderstandingEvaluation.vqa(mllm, world: world, split: .test, scenes: scenes)
+            let vqa = try UnderstandingEvaluation.vqa(mllm, world: world, split: .test, scenes: scenes).byType
             let zs = UnderstandingEvaluation.zeroShot(clip, tokenizer: tokenizer, world: world, split: .test, images: zeroShotImages)
             let zeroShot = (zs.accuracy("color") + zs.accuracy("shape") + zs.accuracy("size")) / 3
             let gridPath = (grids as NSString).appendingPathComponent("reconstruction-\(slug).png")

@@ -90,15 +90,22 @@ struct EvalUnderstandingCommand: ParsableCommand {
         md += "|---|" + String(repeating: "---|", count: QuestionType.allCases.count + 6) + "\n"
         for split in [Split.test, .heldOut] {
             let line = ProgressLine(label: "vqa \(split.rawValue)", total: 1)
-            let vqa = try UnderstandingEvaluation.vqa(pipeline, world: world, split: split, scenes: scenes) { done, total in
+            let result = try UnderstandingEvaluation.vqa(pipeline, world: world, split: split, scenes: scenes) { done, total in
                 line.update(step: done == total ? 1 : 0)
             }
+            let vqa = result.byType
             let zs = UnderstandingEvaluation.zeroShot(clip, tokenizer: tokenizer, world: world, split: split, images: zeroShotImages)
             func pct(_ v: Double) -> String { v.isNaN ? "–" : String(format: "%.1f%%", v * 100) }
             print("\(split.rawValue): VQA \(pct(vqa.overall)) over \(vqa.total.values.reduce(0, +)) questions")
             for t in QuestionType.allCases {
                 print("  \(t.rawValue): \(pct(vqa.accuracy(t.rawValue))) (\(vqa.total[t.rawValue] ?? 0))")
             }
+            for t in [QuestionType.position, .relation] {
+                let counts = (1...4).filter { result.byObjectCount.total["\(t.rawValue) \($0)"] != nil }
+                print("  \(t.rawValue) by objects in the scene: "
+                      + counts.map { "\($0): \(pct(result.byObjectCount.accuracy("\(t.rawValue) \($0)")))" }.joined(separator: ", "))
+            }
+            print("  wrong position answers naming another object's cell: \(result.wrongPositionsOfAnotherObject) of \(result.wrongPositions)")
             print("  zero-shot: color \(pct(zs.accuracy("color"))), shape \(pct(zs.accuracy("shape"))), size \(pct(zs.accuracy("size"))) over \(zs.total["color"] ?? 0) single-object images")
             let patches = UnderstandingEvaluation.patchLabels(clip, world: world, split: split, scenes: patchScenes)
             if let patches {
