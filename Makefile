@@ -60,10 +60,10 @@ fixtures:
 	python3 Tools/reference/make_fixtures.py
 
 # Reproduces the shipped base model Models/internvl-tiny (seeded; resumes if interrupted). It was
-# made with the token-averaged loss and 2,000 MLLM steps; the recipe now averages as InternVL 2.5
-# does (square) and trains the MLLM stage for 4,000 steps.
+# made with the token-averaged loss, 2,000 MLLM and 3,000 fine-tuning steps; the recipe now
+# averages as InternVL 2.5 does (square) and fine-tunes for 4,000 steps.
 model-understanding: release
-	.build/release/unilip train understanding --loss-reduction token --mllm-steps 2000 --run runs/internvl-tiny --output Models/internvl-tiny
+	.build/release/unilip train understanding --loss-reduction token --mllm-steps 2000 --finetune-steps 3000 --run runs/internvl-tiny --output Models/internvl-tiny
 
 # Reproduces the shipped autoencoder Models/unilip-tiny (stage 1, stage 2 with λ = 1, then 3,000
 # decoder-only steps under the stage-2 latent) and the λ = 0 ablation and the stage-1-continued
