@@ -54,6 +54,7 @@ public struct InternVLChatConfig: Codable, Sendable, Equatable {
     }
 
     public func validate() throws {
+        try llmConfig.validate()
         guard downsampleRatio == 0.5, psVersion == "v2" else {
             throw ModelConfigError("only downsample_ratio 0.5 with ps_version v2 is supported")
         }

@@ -136,7 +136,7 @@ public final class Qwen2Model: Module {
     /// `layerCount` overrides the config's number of layers.
     public init(_ config: Qwen2Config, embedding: Bool = true, layerCount: Int? = nil,
                 rng: inout RandomGenerator) {
-        config.validate()
+        do { try config.validate() } catch { preconditionFailure("\(error)") }
         self.config = config
         embedTokens = embedding ? Embedding(weight: Tensor.normal([config.vocabSize, config.hiddenSize], std: 0.02,
                                                                   rng: &rng)) : nil

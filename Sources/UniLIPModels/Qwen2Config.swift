@@ -63,11 +63,18 @@ public struct Qwen2Config: Codable, Sendable, Equatable {
         numAttentionHeads: 12, numKeyValueHeads: 2, rmsNormEps: 1e-6, ropeTheta: 1_000_000,
         maxPositionEmbeddings: 32768, tieWordEmbeddings: false, bosTokenId: 151_643, eosTokenIds: [151_645])
 
-    public func validate() {
-        precondition(numAttentionHeads > 0 && numKeyValueHeads > 0 && numAttentionHeads % numKeyValueHeads == 0,
-                     "Qwen2Config: \(numAttentionHeads) heads not a multiple of \(numKeyValueHeads) KV heads")
-        precondition(headDim > 0 && headDim % 2 == 0, "Qwen2Config: head dim \(headDim) must be even")
-        precondition(hiddenAct == "silu", "Qwen2Config: hidden_act '\(hiddenAct)' unsupported (only silu)")
+    /// Every check the decoder relies on; a bad config.json throws instead of crashing.
+    public func validate() throws {
+        guard vocabSize > 0, hiddenSize > 0, intermediateSize > 0, numHiddenLayers > 0 else {
+            throw ModelConfigError("Qwen2 config: vocab_size \(vocabSize), hidden_size \(hiddenSize), intermediate_size \(intermediateSize) and num_hidden_layers \(numHiddenLayers) must be positive")
+        }
+        guard numAttentionHeads > 0, numKeyValueHeads > 0, numAttentionHeads % numKeyValueHeads == 0 else {
+            throw ModelConfigError("Qwen2 config: num_attention_heads \(numAttentionHeads) must be a positive multiple of num_key_value_heads \(numKeyValueHeads)")
+        }
+        guard headDim > 0, headDim % 2 == 0 else {
+            throw ModelConfigError("Qwen2 config: head_dim \(headDim) must be positive and even (rotary embedding)")
+        }
+        guard hiddenAct == "silu" else { throw ModelConfigError("Qwen2 config: hidden_act '\(hiddenAct)' is not supported (only silu)") }
     }
 
     enum CodingKeys: String, CodingKey {

@@ -101,6 +101,7 @@ public struct UniLIPGeneratorConfig: Codable, Sendable, Equatable {
     }
 
     public func validate() throws {
+        try llmConfig.validate()
         guard numQueries > 0 else { throw ModelConfigError("n_query must be positive, got \(numQueries)") }
         guard connectLayers >= 1 && connectLayers <= llmConfig.numHiddenLayers else {
             throw ModelConfigError("connect_layer \(connectLayers) must be in 1...\(llmConfig.numHiddenLayers) (the LLM's layers)")

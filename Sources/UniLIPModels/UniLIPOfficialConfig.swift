@@ -251,11 +251,7 @@ public struct UniLIPOfficialConfig: Codable, Sendable, Equatable {
         guard visionFeatureLayer == -1 else {
             throw ModelConfigError("vision_feature_layer \(visionFeatureLayer): only -1 (the last layer) is supported")
         }
-        guard textConfig.hiddenAct == "silu" else { throw ModelConfigError("text_config.hidden_act '\(textConfig.hiddenAct)': only silu is supported") }
-        guard textConfig.numAttentionHeads > 0, textConfig.numKeyValueHeads > 0,
-              textConfig.numAttentionHeads % textConfig.numKeyValueHeads == 0, textConfig.headDim % 2 == 0 else {
-            throw ModelConfigError("text_config: \(textConfig.numAttentionHeads) heads / \(textConfig.numKeyValueHeads) KV heads / head dim \(textConfig.headDim) are not a valid grouped-query layout")
-        }
+        do { try textConfig.validate() } catch { throw ModelConfigError("text_config: \(error)") }
         try chat().validate()
         try autoencoder().validate()
         try scheduler.validate()

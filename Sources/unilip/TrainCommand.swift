@@ -54,10 +54,7 @@ struct TrainUnderstandingCommand: ParsableCommand {
     func validate() throws {
         let recipe: InternVLTinyRecipe
         do { recipe = try configured() } catch { throw ValidationError("\(error)") }
-        let (hidden, heads, kv) = (recipe.llmHiddenSize, recipe.llmHeads, recipe.llmKVHeads)
-        guard recipe.llmLayers > 0, heads > 0, kv > 0, heads % kv == 0, hidden % heads == 0, (hidden / heads) % 2 == 0 else {
-            throw ValidationError("language model: \(heads) heads need a multiple of \(kv) KV heads and an even head width dividing hidden \(hidden), with at least one layer")
-        }
+        do { try recipe.chatConfig(vocabSize: 1).validate() } catch { throw ValidationError("language model: \(error)") }
     }
 
     /// The recipe with this command's options applied.

@@ -71,6 +71,26 @@ final class Qwen2Tests: XCTestCase {
         XCTAssertEqual(Qwen2Config.qwen25_15B.headDim, 128)
     }
 
+    func testInvalidConfigsThrowNamingTheField() throws {
+        XCTAssertNoThrow(try Qwen2Config.tiny().validate())
+        XCTAssertNoThrow(try Qwen2Config.qwen25_05B.validate())
+        let cases: [(String, (inout Qwen2Config) -> Void)] = [
+            ("num_key_value_heads 3", { $0.numKeyValueHeads = 3 }),
+            ("num_key_value_heads 0", { $0.numKeyValueHeads = 0 }),
+            ("head_dim 31", { $0.headDim = 31 }),
+            ("hidden_act 'gelu'", { $0.hiddenAct = "gelu" }),
+            ("num_hidden_layers 0", { $0.numHiddenLayers = 0 }),
+            ("vocab_size -1", { $0.vocabSize = -1 }),
+        ]
+        for (expected, change) in cases {
+            var config = Qwen2Config.tiny()
+            change(&config)
+            XCTAssertThrowsError(try config.validate(), expected) {
+                XCTAssertTrue("\($0)".contains(expected), "\($0)")
+            }
+        }
+    }
+
     func testParameterNamesFollowTransformers() {
         var rng = RandomGenerator(seed: 1)
         let lm = Qwen2ForCausalLM(Self.fixtureConfig, rng: &rng)

@@ -88,4 +88,17 @@ final class UnderstandingPipelineTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("model.safetensors"), "\($0)")
         }
     }
+
+    func testInvalidLanguageModelConfigThrowsInsteadOfCrashing() throws {
+        let dir = try makeModelFolder()
+        let file = URL(fileURLWithPath: dir + "/config.json")
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        var llm = try XCTUnwrap(json["llm_config"] as? [String: Any])
+        llm["num_key_value_heads"] = 3
+        json["llm_config"] = llm
+        try JSONSerialization.data(withJSONObject: json).write(to: file)
+        XCTAssertThrowsError(try UnderstandingPipeline(directory: dir)) {
+            XCTAssertTrue("\($0)".contains("config.json") && "\($0)".contains("num_key_value_heads 3"), "\($0)")
+        }
+    }
 }
