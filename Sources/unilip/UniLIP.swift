@@ -28,6 +28,7 @@ struct GlobalOptions: ParsableArguments {
         LoggingBootstrap.once(level: logLevel)
         var logger = Logger(label: "unilip")
         logger.logLevel = logLevel
+        if let hint = BLASCore.pinnedKernelHint() { logger.notice("\(hint)") }
         return logger
     }
 

@@ -9,8 +9,19 @@ final class BLASCoreTests: XCTestCase {
         XCTAssertNil(BLASCore.recommendedCoreType(cpuinfo: ""))
     }
 
+    func testOverridesOnlyKernelsBelowTheCPU() {
+        XCTAssertEqual(BLASCore.betterCoreType(than: "Prescott", recommended: "Haswell"), "Haswell")
+        XCTAssertEqual(BLASCore.betterCoreType(than: "Haswell", recommended: "SkylakeX"), "SkylakeX")
+        XCTAssertEqual(BLASCore.betterCoreType(than: "Zen", recommended: "SkylakeX"), "SkylakeX")
+        XCTAssertNil(BLASCore.betterCoreType(than: "Haswell", recommended: "Haswell"))
+        XCTAssertNil(BLASCore.betterCoreType(than: "Zen", recommended: "Haswell"))
+        XCTAssertNil(BLASCore.betterCoreType(than: "Cooperlake", recommended: "SkylakeX"))
+        XCTAssertNil(BLASCore.betterCoreType(than: "Prescott", recommended: nil))
+    }
+
     func testUserChoiceIsRespected() {
         XCTAssertNil(BLASCore.neededOverride(environment: ["OPENBLAS_CORETYPE": "Prescott"]))
         XCTAssertFalse(BLASCore.coreName.isEmpty)
+        XCTAssertNil(BLASCore.pinnedKernelHint(environment: [:]), "no hint without a pinned core type")
     }
 }

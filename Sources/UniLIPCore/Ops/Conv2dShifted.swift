@@ -242,8 +242,15 @@ extension ConvKernels {
         forEachWideRun(columns, L) { image, y, x, j, kept, end in
             let d = dst + (j - columns.lowerBound) * rows
             let s = src + (firstImage + image) * rows * oh * ow + y * ow + x
+            let plane = oh * ow, rows8 = rows / 8 * 8, kept8 = kept / 8 * 8
+            // 8×8 blocks transposed in registers; the ragged edges one by one.
+            for r in stride(from: 0, to: rows8, by: 8) {
+                for i in stride(from: 0, to: kept8, by: 8) {
+                    Kernels.transpose8x8(s + r * plane + i, plane, d + i * rows + r, rows)
+                }
+            }
             for i in 0..<kept {
-                for r in 0..<rows { d[i * rows + r] = s[r * oh * ow + i] }
+                for r in (i < kept8 ? rows8 : 0)..<rows { d[i * rows + r] = s[r * plane + i] }
             }
             (d + kept * rows).update(repeating: 0, count: (end - j - kept) * rows)
         }
