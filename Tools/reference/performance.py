@@ -117,7 +117,30 @@ def main():
         m = med(ours, f"sgemm {n} matmul")
         if raw[n] and m:
             lines.append(f"| {n} | {raw[n]:.1f} GFLOP/s | {m:.1f} GFLOP/s | {m / raw[n]:.2f} |")
-    lines += ["", "## Where we are slower, and why (from profiles of the release build)", "",
+    lines += ["", "## How the numbers came about (from profiles of the release build)", "",
+              "The notes marked (Intel Xeon) were measured on the machine of earlier sessions, with OpenBLAS's "
+              "SkylakeX kernels and PyTorch's MKL about as fast as OpenBLAS (the ViT block then at 0.96× and the "
+              "conv at 0.88× of PyTorch's speed). The tables above and the notes marked (AMD EPYC) come from an "
+              "AMD EPYC (family 26, AVX-512), where PyTorch's GEMMs ran at about half the speed of OpenBLAS's "
+              "AVX-512 kernels.",
+              "",
+              "- OpenBLAS kernels (AMD EPYC): this environment sets `OPENBLAS_CORETYPE=Haswell`; unset, OpenBLAS "
+              "0.3.21 picks its Cooperlake kernels here, which ran sgemm at 365–440 GFLOP/s against 170–213 for "
+              "Haswell (two threads) and the tiny models' training steps 30–35% faster (`unilip bench training`, "
+              "fastest of 10: CLIP 168–201 → 115–131 ms, MLLM 175–191 → 109–126 ms, fine-tuning 246–284 → "
+              "178–198 ms). A pinned core type is the user's choice and is kept; `unilip` says so once at start "
+              "(a notice naming the faster family). When nothing is pinned and OpenBLAS picks generic or AVX2 "
+              "kernels on a CPU with AVX-512, `unilip` switches it to SkylakeX. This script unsets the variable "
+              "for our runs unless told `--blas-core inherit`; with the inherited Haswell kernels every ratio "
+              "above still came out above 1 (sgemm 1.12–1.31×, ViT block 1.18×, conv 1.14×, attention 1.91×; "
+              "matmul / raw 0.93–1.00).",
+              "- Matmul against raw OpenBLAS at 256 (AMD EPYC): one 256³ product takes about 85 µs, and at two "
+              "threads the ratio moved between 0.85 and 0.99 from run to run, while at one thread it is 0.98–1.06. "
+              "The difference is OpenBLAS's second thread going to sleep between calls: we shorten its spin "
+              "(`OPENBLAS_THREAD_TIMEOUT`, 2^8 cycles) because spinning fought our own kernel threads. With 2^14–2^20 "
+              "cycles the 256 ratio came out at 0.95–0.99, but the training steps ran 5–8% slower (CLIP 161–179 → "
+              "174–187 ms), so the short spin stays. Splitting the 256 product over our own threads was slower "
+              "still (195 against 330 GFLOP/s).",
               "- Own AVX-512 kernels: a small C target (`Sources/CKernels`) compiled per function with "
               "`target(\"avx512f\")` and chosen at run time from cpuid, so the binary (x86-64-v3 baseline) "
               "still runs on AVX2-only CPUs, which keep the SIMD8 Swift kernels and OpenBLAS. "
@@ -137,7 +160,7 @@ def main():
               "recomputes scores from the saved log-sum-exp (five GEMMs per block, as PyTorch's flash kernel). "
               "The BLAS backend (`UNILIP_ATTENTION_BACKEND=blas`) now uses L2-sized query blocks (~256 rows), "
               "but is slower than the kernels here on a quiet machine.",
-              "- (a) ViT block: its attention reads q, k and v where the fused projection leaves them "
+              "- (a) ViT block (Intel Xeon): its attention reads q, k and v where the fused projection leaves them "
               "(`scaledDotProductAttention(qkv:)` on [B, 3, H, L, D], as PyTorch's SDPA reads views), so the "
               "three slices' copies, and in backward three zero-filled full-size gradients and their sum, are "
               "gone: 51.0–52.4 → 48.0–49.0 ms in alternating runs of the two builds (fastest of 20). What is "
@@ -161,7 +184,7 @@ def main():
               "at K = 128, 2–5% slower at K = 256, one thread). Earlier fix: the exact GELU was 15% of the block's time in the SIMD8 Swift "
               "loops; an AVX-512 kernel pair (forward, and a backward that computes e^(−x²/2) once for both "
               "erf and the density) brought it to 3% and the block from 0.69× to about 0.9×.",
-              "- Why two threads gain little on the tiny models' training steps (CLIP stage: 2.81 it/s on one "
+              "- (Intel Xeon) Why two threads gain little on the tiny models' training steps (CLIP stage: 2.81 it/s on one "
               "thread, 3.78 on two): element-wise passes over activations of a few MB are bound by memory "
               "bandwidth on this machine (a + b over 532,480 floats: 185 µs on one thread, 155 µs on two), "
               "and with OpenBLAS held to one thread our own kernel threads alone bought nothing (2.74 it/s). "
@@ -171,7 +194,7 @@ def main():
               "K = 128) are also where the split above pays most: 18.1 → 16.2 ms for one layer's 12 products "
               "in the C harness, the weight gradients 153–226 → 212–262 GFLOP/s. The training section below has "
               "the steps.",
-              "- (b) conv, where the two-thread time went (per-phase timers, one step, before the changes "
+              "- (b) conv (Intel Xeon until the last sentences), where the two-thread time went (per-phase timers, one step, before the changes "
               "above): forward, input gradient and weight gradient each 19 ms at one thread and 11.3–11.9 ms at "
               "two. The tap kernels scaled 1.8×; the memory-bound passes (padding, the full-size wide-row copy "
               "to the output) 1.1–1.2×. Outside the convolution, the benchmark's `sum()` ran a serial Double "
@@ -179,7 +202,12 @@ def main():
               "tensor. Fixes: chunked output stores (above), a SIMD sum, and `expanded(to:)` as one fill; "
               "together 39–41 → 34.4–34.5 ms at two threads in back-to-back runs of the two builds, one thread unchanged (~60 ms). Chunking the weight "
               "gradient alone (the first suspect) changed nothing measurable. Still left: three padding passes "
-              "per step (~1 ms each at two threads, not scaling).",
+              "per step (~1 ms each at two threads, not scaling). On the AMD EPYC a profile then showed 13% of the "
+              "step in the weight gradient's transposing copy of the upstream gradient (one float at a time, "
+              "strided reads); 8×8 blocks transposed in registers took it to 3.4% and the step from 27.7–28.3 to "
+              "24.2–24.6 ms (fastest of 31, three alternating runs of the two builds). What is left is 80% in the "
+              "two AVX-512 kernels (tap sums 53%, weight-gradient products 27%), about 300 GFLOP/s over the "
+              "three products.",
               "- Two-thread timings on this shared 2-CPU machine move by tens of percent with the load; one-thread "
               "runs (`--threads 1`) and `UNILIP_BENCH_STAT=min` (fastest run instead of median) are steadier "
               "for comparing builds.",
