@@ -50,7 +50,7 @@ public enum BLASCore {
         return "OPENBLAS_CORETYPE=\(pinned) is set, so OpenBLAS runs its \(coreName) kernels; this CPU also runs \(better), whose GEMMs can be about twice as fast (unset the variable to let OpenBLAS choose)"
     }
 
-    /// Switches OpenBLAS to the kernels this CPU supports when it fell back to generic ones, and
+    /// Switches OpenBLAS to the kernels this CPU supports when it chose slower ones, and
     /// shortens its workers' spin time (unless the user set either variable).
     /// Must run before any BLAS call is in flight; `BLAS.sgemm` calls it once, first.
     static func selectBestKernels() { _ = selected }

@@ -144,7 +144,7 @@ extension Kernels {
     /// dst[i·dStride + k] = src[k·sStride + i] for i, k in 0..<8.
     @inline(__always)
     static func transpose8x8(_ src: UnsafePointer<Float>, _ sStride: Int,
-                                     _ dst: UnsafeMutablePointer<Float>, _ dStride: Int) {
+                             _ dst: UnsafeMutablePointer<Float>, _ dStride: Int) {
         let raw = UnsafeRawPointer(src)
         let a0 = raw.loadUnaligned(fromByteOffset: 0, as: SIMD8<Float>.self)
         let a1 = raw.loadUnaligned(fromByteOffset: sStride * 4, as: SIMD8<Float>.self)
