@@ -347,9 +347,15 @@ extension ConvKernels {
                 // padded input stay in L2 across all its taps. Each thread runs a contiguous run
                 // of products, summed into its own accumulator.
                 let taps = kh * kw, sld = L.singleLD
-                let chunk = max(128, min(2048, 196_608 / max(cinG + coutG, 1))) / 16 * 16
+                // Equal chunks, as many as a multiple of the thread count, so every thread gets
+                // whole chunks of the same width (3 uneven chunks over 2 threads left one with
+                // 57% of the work and both loading the middle chunk).
+                let widest = max(128, min(2048, 196_608 / max(cinG + coutG, 1))) / 16 * 16
+                let threads = Parallel.threads
+                let count = ((cols + widest - 1) / widest + threads - 1) / threads * threads
+                let chunk = ((cols + count - 1) / count + 15) / 16 * 16
                 let items = (cols + chunk - 1) / chunk * taps * groups
-                let parts = min(Parallel.threads, items), per = (items + parts - 1) / parts
+                let parts = min(threads, items), per = (items + parts - 1) / parts
                 let pp = UnsafePointer(padded.p), gp = gwt.p, extra = partials.p
                 Parallel.forRange(parts) { range in
                     let tile = Scratch(floats: chunk * cout)
