@@ -205,9 +205,13 @@ def main():
               "per step (~1 ms each at two threads, not scaling). On the AMD EPYC a profile then showed 13% of the "
               "step in the weight gradient's transposing copy of the upstream gradient (one float at a time, "
               "strided reads); 8×8 blocks transposed in registers took it to 3.4% and the step from 27.7–28.3 to "
-              "24.2–24.6 ms (fastest of 31, three alternating runs of the two builds). What is left is 80% in the "
-              "two AVX-512 kernels (tap sums 53%, weight-gradient products 27%), about 300 GFLOP/s over the "
-              "three products.",
+              "24.2–24.6 ms (fastest of 31, three alternating runs of the two builds). The weight gradient's "
+              "column chunks were then three uneven ones over two threads (one thread 57% of the work, both "
+              "loading the middle chunk); equal chunks, a multiple of the thread count, took the step from "
+              "21.1–21.4 to 20.3–20.95 ms (four alternating runs, a quieter hour). What is left is 80% in the "
+              "two AVX-512 kernels (tap sums 54%, weight-gradient products 27%): at one thread the step takes "
+              "34.1–35.1 ms, about 210 GFLOP/s over the three products, close to one core's FMA peak; two "
+              "threads scale it 1.6×.",
               "- Two-thread timings on this shared 2-CPU machine move by tens of percent with the load; one-thread "
               "runs (`--threads 1`) and `UNILIP_BENCH_STAT=min` (fastest run instead of median) are steadier "
               "for comparing builds.",
