@@ -44,10 +44,12 @@ public enum BLASCore {
 
     /// A hint when the user's `OPENBLAS_CORETYPE` pins kernels below what this CPU runs (some
     /// environments pin "Haswell" on AVX-512 CPUs); nil otherwise. The choice is respected.
-    public static func pinnedKernelHint(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+    public static func pinnedKernelHint(environment: [String: String] = ProcessInfo.processInfo.environment,
+                                        chosen: String = coreName,
+                                        recommended: String? = recommendedCoreType()) -> String? {
         guard let pinned = environment["OPENBLAS_CORETYPE"],
-              let better = betterCoreType(than: coreName, recommended: recommendedCoreType()) else { return nil }
-        return "OPENBLAS_CORETYPE=\(pinned) is set, so OpenBLAS runs its \(coreName) kernels; this CPU also runs \(better), whose GEMMs can be about twice as fast (unset the variable to let OpenBLAS choose)"
+              let better = betterCoreType(than: chosen, recommended: recommended) else { return nil }
+        return "OPENBLAS_CORETYPE=\(pinned) is set, so OpenBLAS runs its \(chosen) kernels; this CPU also runs \(better), whose GEMMs can be about twice as fast (unset the variable to let OpenBLAS choose)"
     }
 
     /// Switches OpenBLAS to the kernels this CPU supports when it chose slower ones, and

@@ -23,5 +23,11 @@ final class BLASCoreTests: XCTestCase {
         XCTAssertNil(BLASCore.neededOverride(environment: ["OPENBLAS_CORETYPE": "Prescott"]))
         XCTAssertFalse(BLASCore.coreName.isEmpty)
         XCTAssertNil(BLASCore.pinnedKernelHint(environment: [:]), "no hint without a pinned core type")
+        let pinned = ["OPENBLAS_CORETYPE": "Haswell"]
+        let hint = BLASCore.pinnedKernelHint(environment: pinned, chosen: "Haswell", recommended: "SkylakeX")
+        XCTAssertTrue(hint?.contains("OPENBLAS_CORETYPE=Haswell") == true && hint?.contains("SkylakeX") == true, "\(hint ?? "nil")")
+        XCTAssertNil(BLASCore.pinnedKernelHint(environment: pinned, chosen: "Haswell", recommended: "Haswell"))
+        XCTAssertNil(BLASCore.pinnedKernelHint(environment: ["OPENBLAS_CORETYPE": "SkylakeX"], chosen: "SkylakeX",
+                                               recommended: "SkylakeX"))
     }
 }
