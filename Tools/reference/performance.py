@@ -132,7 +132,7 @@ def main():
               "(a notice naming the faster family). When nothing is pinned and OpenBLAS picks generic or AVX2 "
               "kernels on a CPU with AVX-512, `unilip` switches it to SkylakeX. This script unsets the variable "
               "for our runs unless told `--blas-core inherit`; with the inherited Haswell kernels every ratio "
-              "above still came out above 1 (sgemm 1.12–1.31×, ViT block 1.18×, conv 1.14×, attention 1.91×; "
+              "above still came out above 1 in a run before the conv changes below (sgemm 1.12–1.31×, ViT block 1.18×, conv 1.14×, attention 1.91×; "
               "matmul / raw 0.93–1.00).",
               "- Matmul against raw OpenBLAS at 256 (AMD EPYC): one 256³ product takes about 85 µs, and at two "
               "threads the ratio moved between 0.85 and 0.99 from run to run, while at one thread it is 0.98–1.06. "
