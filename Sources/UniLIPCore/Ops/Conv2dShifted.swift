@@ -136,11 +136,8 @@ extension ConvKernels {
                 // split over threads.
                 padPlanes(src, channels: channels, height: height, width: width, pad: pad, first: first, L,
                           padded.p, single: true)
-                // Chunks of ~256 columns, as many as a multiple of the thread count so each
-                // thread gets the same width (17 chunks would leave one thread 20% short).
-                let threads = Parallel.threads
-                let count = ((cols + 255) / 256 + threads - 1) / threads * threads
-                let chunk = ((cols + count - 1) / count + 15) / 16 * 16
+                // Chunks of ~256 columns (17 uneven ones would leave one thread 20% short).
+                let chunk = equalChunk(columns: cols, widest: 256)
                 let taps = g.kh * kw, sld = L.singleLD, pp = UnsafePointer(padded.p), f = first
                 let offsets = (0..<taps).map { L.tapOffset($0) }
                 offsets.withUnsafeBufferPointer { offsets in
@@ -194,6 +191,14 @@ extension ConvKernels {
             }
             first += L.images
         }
+    }
+
+    /// Width of column chunks of at most about `widest` columns, a multiple of 16, cut so that
+    /// their count is a multiple of the thread count and every thread gets the same work.
+    static func equalChunk(columns: Int, widest: Int) -> Int {
+        let threads = Parallel.threads
+        let count = ((columns + widest - 1) / widest + threads - 1) / threads * threads
+        return ((columns + count - 1) / count + 15) / 16 * 16
     }
 
     /// Walks wide columns `columns` one wide row at a time: `body(image, y, x, j, kept, end)`
@@ -347,15 +352,13 @@ extension ConvKernels {
                 // padded input stay in L2 across all its taps. Each thread runs a contiguous run
                 // of products, summed into its own accumulator.
                 let taps = kh * kw, sld = L.singleLD
-                // Equal chunks, as many as a multiple of the thread count, so every thread gets
-                // whole chunks of the same width (3 uneven chunks over 2 threads left one with
-                // 57% of the work and both loading the middle chunk).
+                // Equal chunks, so every thread gets whole chunks of the same width (3 uneven
+                // chunks over 2 threads left one with 57% of the work and both loading the
+                // middle chunk).
                 let widest = max(128, min(2048, 196_608 / max(cinG + coutG, 1))) / 16 * 16
-                let threads = Parallel.threads
-                let count = ((cols + widest - 1) / widest + threads - 1) / threads * threads
-                let chunk = ((cols + count - 1) / count + 15) / 16 * 16
+                let chunk = equalChunk(columns: cols, widest: widest)
                 let items = (cols + chunk - 1) / chunk * taps * groups
-                let parts = min(threads, items), per = (items + parts - 1) / parts
+                let parts = min(Parallel.threads, items), per = (items + parts - 1) / parts
                 let pp = UnsafePointer(padded.p), gp = gwt.p, extra = partials.p
                 Parallel.forRange(parts) { range in
                     let tile = Scratch(floats: chunk * cout)
