@@ -13,6 +13,9 @@ public enum BLASCore {
         return String(cString: name)
     }
 
+    /// `recommendedCoreType()` for this CPU, read once.
+    public static let cpuCoreType = recommendedCoreType()
+
     /// The best kernel family for this CPU from its /proc/cpuinfo flags, or nil when unknown.
     public static func recommendedCoreType(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> String? {
         guard let text = cpuinfo,
@@ -27,7 +30,7 @@ public enum BLASCore {
     /// has not chosen a core type.
     public static func neededOverride(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         guard environment["OPENBLAS_CORETYPE"] == nil else { return nil }
-        return betterCoreType(than: coreName, recommended: recommendedCoreType())
+        return betterCoreType(than: coreName, recommended: cpuCoreType)
     }
 
     /// `recommended` when `chosen` is a generic fallback, or an AVX2 family on a CPU with
@@ -46,7 +49,7 @@ public enum BLASCore {
     /// environments pin "Haswell" on AVX-512 CPUs); nil otherwise. The choice is respected.
     public static func pinnedKernelHint(environment: [String: String] = ProcessInfo.processInfo.environment,
                                         chosen: String = coreName,
-                                        recommended: String? = recommendedCoreType()) -> String? {
+                                        recommended: String? = cpuCoreType) -> String? {
         guard let pinned = environment["OPENBLAS_CORETYPE"],
               let better = betterCoreType(than: chosen, recommended: recommended) else { return nil }
         return "OPENBLAS_CORETYPE=\(pinned) is set, so OpenBLAS runs its \(chosen) kernels; this CPU also runs \(better), whose GEMMs can be about twice as fast (unset the variable to let OpenBLAS choose)"
